@@ -1,0 +1,74 @@
+"""layerforge: try a neural-network architecture from a YAML spec.
+
+Python API (importing this package does not import torch; the functions do when called)::
+
+    import layerforge as lf
+    spec, graph = lf.load_spec("configs/cnn_digits.yaml", overrides=["model.layers.0.filters=16"])
+    model = lf.build_model(spec)          # an ordinary torch.nn.Module
+    rows = lf.summarize(spec, batch_size=32)
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckpointError, DataError, LayerforgeError, SpecError, TrainingError
+from .layers.registry import LayerSpec, register, registry
+from .spec import Spec, load_spec, spec_from_dict
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def _as_spec(spec: Any, overrides: list[str] | None = None):
+    """Accept a path, a dict, a Spec, or a (Spec, Graph) pair; return (Spec, Graph)."""
+    from pathlib import Path
+
+    from .graph import plan
+    from .spec.loader import Marks
+
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return spec
+    if isinstance(spec, (str, Path)):
+        return load_spec(spec, overrides)
+    if isinstance(spec, dict):
+        return spec_from_dict(spec, overrides)
+    if isinstance(spec, Spec):
+        marks = Marks(file=spec.source or "<spec>")
+        graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(),
+                           lambda p, m, h, l: marks.locate(p, m, h, l))
+        if errs:
+            raise SpecError(errs)
+        return spec, graph
+    raise TypeError(f"expected a path, dict or Spec, got {type(spec).__name__}")
+
+
+def validate(spec: Any, overrides: list[str] | None = None):
+    """Validate schema, references and shapes without allocating weights. Returns (Spec, Graph)."""
+    return _as_spec(spec, overrides)
+
+
+def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None) -> "nn.Module":
+    """Build the spec's model as a ``torch.nn.Module`` (weights initialised from ``seed`` or the spec's seed)."""
+    import torch
+
+    from .graph import build_module
+
+    s, graph = _as_spec(spec, overrides)
+    torch.manual_seed(s.seed if seed is None else seed)
+    return build_module(graph)
+
+
+def summarize(spec: Any, batch_size: int = 1, overrides: list[str] | None = None):
+    """Per-layer summary (output shape, parameters, FLOPs) and totals; see layerforge.analysis.summary."""
+    from .analysis.summary import summarize as _summarize
+
+    s, graph = _as_spec(spec, overrides)
+    return _summarize(s, graph, batch_size)
+
+
+__all__ = [
+    "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "Spec", "SpecError", "TrainingError",
+    "build_model", "load_spec", "register", "registry", "spec_from_dict", "summarize", "validate",
+]

@@ -1,0 +1,2 @@
+"""Imports every built-in layer family so their @register decorators run."""
+from . import dense  # noqa: F401
