@@ -192,26 +192,14 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"  # pragma: no cover
 
 
-def param_counts(graph: Graph) -> dict[str, tuple[int, int]]:
-    """Per layer: (all parameters + buffers excluded, trainable) counted on the meta device."""
-    import torch
-
-    out = {}
-    with torch.device("meta"):
-        for n in graph.nodes:
-            m = n.layer.build(n.in_shapes)
-            total = sum(p.numel() for p in m.parameters())
-            train = sum(p.numel() for p in m.parameters() if p.requires_grad)
-            out[n.name] = (total, train)
-    return out
-
-
 def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
     """Refuse a model whose parameters alone cannot fit in this machine's memory."""
     limit = _physical_memory()
     issues = []
-    counts = param_counts(graph)
-    total = sum(t for t, _ in counts.values()) * bytes_per_param
+    from ..analysis.summary import layer_param_counts
+
+    counts = layer_param_counts(graph)
+    total = sum(c[0] for c in counts.values()) * bytes_per_param
     if total > limit:
         biggest = max(graph.nodes, key=lambda n: counts[n.name][0])
         issues.append(marks.locate(

@@ -1,0 +1,3 @@
+from layerforge.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Analysis of built models: summaries, FLOP counts, profiling."""

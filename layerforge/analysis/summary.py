@@ -1,0 +1,97 @@
+"""A model summary like Keras' ``model.summary()`` / torchinfo: per-layer output shape, parameters and
+exact analytic FLOPs, plus totals and memory. Parameters are counted on the meta device, so a summary
+allocates no weights.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..graph import Graph
+from ..layers.common import numel
+from ..spec.schema import Spec
+
+
+@dataclass
+class LayerRow:
+    name: str
+    type: str
+    inputs: list[str]
+    output_shape: list[int]  # with the batch axis first
+    params: int
+    trainable_params: int
+    flops: int | None  # forward FLOPs for the whole batch; None = uncounted
+    backward_flops: int | None
+
+
+@dataclass
+class Summary:
+    name: str
+    batch_size: int
+    input_shape: dict[str, list[int]]
+    layers: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    buffer_elements: int
+    param_bytes: int
+    activation_bytes: int  # forward outputs kept for backward, fp32, for this batch
+    flops: int  # counted forward FLOPs for the batch
+    backward_flops: int
+    uncounted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        shapes = self.input_shape
+        d["input_shape"] = next(iter(shapes.values())) if list(shapes) == ["input"] else shapes
+        return d
+
+
+def layer_param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
+    """Per layer: (parameters, trainable parameters, buffer elements), built on the meta device."""
+    import torch
+
+    out: dict[str, tuple[int, int, int]] = {}
+    with torch.device("meta"):
+        for n in graph.nodes:
+            m = n.layer.build(n.in_shapes)
+            total = sum(p.numel() for p in m.parameters())
+            train = sum(p.numel() for p in m.parameters() if p.requires_grad)
+            bufs = sum(b.numel() for b in m.buffers())
+            out[n.name] = (total, train, bufs)
+    return out
+
+
+def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 4) -> Summary:
+    counts = layer_param_counts(graph)
+    rows: list[LayerRow] = []
+    uncounted: list[str] = []
+    for n in graph.nodes:
+        f = n.layer.flops(n.in_shapes, n.out_shape)
+        b = n.layer.backward_flops(n.in_shapes, n.out_shape)
+        if f is None:
+            uncounted.append(n.name)
+        p, t, _ = counts[n.name]
+        rows.append(LayerRow(n.name, n.layer.type, list(n.inputs), [batch_size, *n.out_shape], p, t,
+                             None if f is None else f * batch_size, None if b is None else b * batch_size))
+    total = sum(c[0] for c in counts.values())
+    train = sum(c[1] for c in counts.values())
+    bufs = sum(c[2] for c in counts.values())
+    inputs_el = sum(numel(s) for s in graph.inputs.values())
+    act = (sum(numel(n.out_shape) for n in graph.nodes) + inputs_el) * batch_size * dtype_bytes
+    return Summary(
+        name=spec.name, batch_size=batch_size,
+        input_shape={k: list(v) for k, v in graph.inputs.items()},
+        layers=rows, total_params=total, trainable_params=train, non_trainable_params=total - train,
+        buffer_elements=bufs, param_bytes=(total + bufs) * dtype_bytes, activation_bytes=act,
+        flops=sum(r.flops or 0 for r in rows), backward_flops=sum(r.backward_flops or 0 for r in rows),
+        uncounted=uncounted,
+    )
+
+
+def human_count(n: float) -> str:
+    """1234567 → '1.23M' (SI prefixes, as FLOP counts are usually shown)."""
+    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(int(n))

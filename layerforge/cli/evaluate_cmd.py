@@ -1,0 +1,8 @@
+"""`layerforge evaluate` (being built: registers nothing yet)."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None
