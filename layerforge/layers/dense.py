@@ -29,6 +29,7 @@ class Dense(LayerSpec):
     """
 
     example = "- {type: dense, units: 64, activation: relu}"
+    example_inputs = [(10, 32)]
 
     units: PositiveInt = Field(description="Size of the output's last axis.")
     activation: ActivationName = Field(default="linear", description="Activation applied after the affine map.")

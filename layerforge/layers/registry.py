@@ -45,7 +45,9 @@ class LayerSpec(BaseModel):
     family: ClassVar[str] = ""
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
-    example: ClassVar[str] = ""  # a YAML snippet shown in the docs
+    example: ClassVar[str] = ""  # one YAML list item, e.g. "- {type: dense, units: 64}", shown in the docs
+    integer_input: ClassVar[bool] = False  # True when the layer reads integer ids (embedding)
+    example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
 
     # --- the contract -------------------------------------------------------------------------
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
