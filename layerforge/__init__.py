@@ -12,8 +12,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, DataError, LayerforgeError, SpecError, TrainingError
-from .layers.registry import LayerSpec, register, registry
-from .spec import Spec, load_spec, spec_from_dict
+
+# Loaded on first use (PEP 562), so `import layerforge` and `layerforge --help` stay light.
+_LAZY = {
+    "LayerSpec": "layerforge.layers.registry", "register": "layerforge.layers.registry",
+    "registry": "layerforge.layers.registry", "Spec": "layerforge.spec.schema",
+    "spec_from_dict": "layerforge.spec.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'layerforge' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
@@ -27,6 +42,8 @@ def _as_spec(spec: Any, overrides: list[str] | None = None):
 
     from .graph import plan
     from .spec.loader import Marks
+    from .spec.schema import Spec
+    from .spec.validate import load_spec, spec_from_dict
 
     if isinstance(spec, tuple) and len(spec) == 2:
         return spec
@@ -47,6 +64,13 @@ def _as_spec(spec: Any, overrides: list[str] | None = None):
 def validate(spec: Any, overrides: list[str] | None = None):
     """Validate schema, references and shapes without allocating weights. Returns (Spec, Graph)."""
     return _as_spec(spec, overrides)
+
+
+def load_spec(path: Any, overrides: list[str] | None = None, plugins: list[str] | None = None):
+    """Load, override, validate and shape-check a spec file; returns (Spec, Graph). Raises SpecError."""
+    from .spec.validate import load_spec as _load
+
+    return _load(path, overrides, plugins)
 
 
 def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None) -> "nn.Module":

@@ -24,3 +24,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registry():
+    """Plugins registered by one test do not leak into the next (nor into the generated docs)."""
+    import importlib
+
+    from layerforge import plugins
+
+    reg = importlib.import_module("layerforge.layers.registry")
+
+    reg.registry()  # built-ins loaded before the snapshot
+    saved, loaded = dict(reg._REGISTRY), set(plugins._LOADED)
+    yield
+    reg._REGISTRY.clear()
+    reg._REGISTRY.update(saved)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)

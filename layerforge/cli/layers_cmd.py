@@ -15,6 +15,7 @@ def layers(
 ) -> None:
     """List every registered layer type, or show one type's documentation (formula, parameters, shapes)."""
     from ..errors import UsageError
+    from ..layers.reference import doc_page, layer_parameters
     from ..layers.registry import registry, suggest
     from ..plugins import load_entry_points, load_plugin_file
     from .render import console, print_json, simple_table
@@ -40,32 +41,6 @@ def layers(
     from rich.markdown import Markdown
 
     console.print(Markdown(doc_page(name, cls)))
-
-
-def layer_parameters(cls) -> list[dict]:
-    """Each parameter of a layer type: name, type, default, description (from its pydantic fields)."""
-    out = []
-    for fname, f in cls.model_fields.items():
-        if fname in ("type",):
-            continue
-        default = None if f.is_required() else (f.default_factory() if f.default_factory else f.default)
-        ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
-        out.append({"name": fname, "type": ann, "required": f.is_required(), "default": default,
-                    "description": f.description or ""})
-    return out
-
-
-def doc_page(name: str, cls) -> str:
-    """One layer type's page in Markdown: the doc, a parameter table, an example. Also used for docs/layers.md."""
-    lines = [f"## `{name}`", "", f"*family: {cls.family}* — inputs: "
-             + (f"{cls.min_inputs}" if cls.min_inputs == cls.max_inputs else f"{cls.min_inputs} to {cls.max_inputs}"), "",
-             cls.doc(), "", "| parameter | type | default | description |", "|---|---|---|---|"]
-    for p in layer_parameters(cls):
-        default = "required" if p["required"] else f"`{p['default']}`"
-        lines.append(f"| `{p['name']}` | {p['type']} | {default} | {p['description']} |")
-    if cls.example:
-        lines += ["", "```yaml", cls.example.strip(), "```"]
-    return "\n".join(lines) + "\n"
 
 
 def register(app: typer.Typer) -> None:

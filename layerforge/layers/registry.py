@@ -82,7 +82,7 @@ def register(name: str, *, family: str = "custom", summary: str | None = None):
 
         if not (isinstance(cls, type) and issubclass(cls, LayerSpec)):
             raise PluginError(f"@register('{name}') must decorate a LayerSpec subclass, got {cls!r}")
-        if name in _REGISTRY and _REGISTRY[name].__qualname__ != cls.__qualname__:
+        if name in _REGISTRY and (_REGISTRY[name].__module__, _REGISTRY[name].__qualname__) != (cls.__module__, cls.__qualname__):
             raise PluginError(
                 f"layer type '{name}' is registered twice ({_REGISTRY[name].__module__} and {cls.__module__})",
                 hint="choose another name for your layer type",

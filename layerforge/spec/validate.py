@@ -85,7 +85,13 @@ def pydantic_issues(
     uniq: dict[tuple, Issue] = {}
     for i in out:
         uniq.setdefault((i.path, i.message), i)
-    return list(uniq.values())
+    # A misspelt required key shows up twice (unknown 'unit', missing 'units'): keep the did-you-mean one.
+    misspelt = {(i.path[:-1], i.hint) for i in uniq.values() if i.message.startswith("unknown key") and i.hint}
+    return [
+        i for i in uniq.values()
+        if not (i.message.startswith("missing required key")
+                and (i.path[:-1], f"did you mean '{i.path[-1]}'?") in misspelt)
+    ]
 
 
 def validate_layer(raw: Any, i: int, marks: Marks) -> tuple[LayerSpec | None, list[Issue]]:

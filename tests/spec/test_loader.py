@@ -1,0 +1,57 @@
+"""The YAML loader keeps positions, refuses duplicate keys and unsafe tags, and applies --set overrides."""
+from __future__ import annotations
+
+import pytest
+
+from layerforge.errors import SpecError
+from layerforge.spec.loader import Marks, apply_overrides, load_yaml_text, parse_override
+
+
+def test_positions_point_at_keys():
+    data, marks = load_yaml_text("name: x\nmodel:\n  layers:\n    - {type: dense, units: 3}\n", "f.yaml")
+    assert data["model"]["layers"][0]["units"] == 3
+    assert marks.positions[("model", "layers", 0, "units")] == (4, 21)
+    assert marks.positions[("model",)] == (2, 1)
+
+
+def test_duplicate_keys_are_refused_with_both_lines():
+    with pytest.raises(SpecError) as e:
+        load_yaml_text("a: 1\nb: 2\na: 3\n", "f.yaml")
+    issue = e.value.issues[0]
+    assert (issue.line, issue.column) == (3, 1)
+    assert "duplicate key 'a'" in issue.message and "line 1" in issue.message
+
+
+def test_python_tags_are_not_executed():
+    with pytest.raises(SpecError) as e:
+        load_yaml_text("a: !!python/object/apply:os.system ['echo hi']\n", "f.yaml")
+    assert "python/object" in e.value.issues[0].message
+
+
+def test_syntax_error_is_located():
+    with pytest.raises(SpecError) as e:
+        load_yaml_text("model:\n  layers: [1, 2\n  x: 3\n", "f.yaml")
+    assert e.value.issues[0].line == 3
+
+
+def test_override_values_are_yaml_scalars_and_create_missing_sections():
+    marks = Marks("f.yaml")
+    data = apply_overrides({"model": {"layers": [{"units": 3}]}},
+                           ["model.layers.0.units=128", "train.epochs=5", "train.lr=1e-3", "name=abc", "x.flag=true"], marks)
+    assert data["model"]["layers"][0]["units"] == 128
+    assert data["train"] == {"epochs": 5, "lr": 1e-3}
+    assert data["x"]["flag"] is True and data["name"] == "abc"
+    assert marks.overridden[("train", "epochs")] == "--set train.epochs=5"
+
+
+@pytest.mark.parametrize("item", ["noequals", "=3", "a..b=1"])
+def test_malformed_overrides_are_errors(item):
+    with pytest.raises(SpecError):
+        parse_override(item)
+
+
+def test_override_index_out_of_range_is_an_error():
+    with pytest.raises(SpecError) as e:
+        apply_overrides({"model": {"layers": [{}]}}, ["model.layers.5.units=1"], Marks("f"))
+    assert "out of range" in e.value.issues[0].message
+    assert e.value.issues[0].origin == "--set model.layers.5.units=1"
