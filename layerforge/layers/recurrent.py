@@ -1,1 +1,241 @@
-"""(family module: filled in by its owner)"""
+"""Recurrent layers: simple RNN, LSTM, GRU (torch's cells, batch-first, cuDNN on GPU).
+
+All three share one shape rule and one wrapper module: torch's ``nn.RNN``/``nn.LSTM``/``nn.GRU``
+return ``(output, state)``; the wrapper returns ONE tensor, either the whole output sequence or the last
+step's output the way Keras does (for a bidirectional layer: the forward direction's last step joined
+with the backward direction's output at t=0, as ``Bidirectional(return_sequences=False)``).
+"""
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from ..errors import ShapeError
+from .common import sequence_hint
+from .registry import LayerSpec, Shape, register
+
+_FAMILY = "recurrent"
+
+
+@cache
+def _wrapper_class() -> type:
+    """The nn.Module wrapper (made on first use so importing the layer types does not import torch)."""
+    import torch
+    from torch import nn
+
+    class RecurrentOutput(nn.Module):
+        """Runs a torch recurrent module and returns one tensor: the sequence or the last step."""
+
+        def __init__(self, rnn: nn.RNNBase, return_sequences: bool) -> None:
+            super().__init__()
+            self.rnn = rnn
+            self.return_sequences = return_sequences
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, F)
+            out, _ = self.rnn(x)  # (B, T, H·dirs)
+            if self.return_sequences:
+                return out
+            if not self.rnn.bidirectional:
+                return out[:, -1]  # (B, H)
+            h = self.rnn.hidden_size
+            # forward direction after the last step, backward direction after reading back to t=0
+            return torch.cat([out[:, -1, :h], out[:, 0, h:]], dim=-1)  # (B, 2H)
+
+        def extra_repr(self) -> str:
+            return f"return_sequences={self.return_sequences}"
+
+    return RecurrentOutput
+
+
+class _Recurrent(LayerSpec):
+    """Fields, shape rule, build and FLOPs shared by the recurrent types (not registered itself)."""
+
+    # class facts set by each type: torch module name, gates G, elementwise FLOPs per unit per step
+    torch_module: ClassVar[str] = ""
+    n_gates: ClassVar[int] = 1
+    cell_flops_per_unit: ClassVar[int] = 0
+
+    units: PositiveInt = Field(description="Hidden size H of each direction.")
+    num_layers: PositiveInt = Field(
+        default=1, description="Stacked recurrent layers; layer l+1 reads layer l's output sequence."
+    )
+    bidirectional: bool = Field(
+        default=False, description="Also run a second set of weights backwards in time and concatenate (H·2)."
+    )
+    dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="Dropout on the outputs of every stacked layer but the last (as torch); needs num_layers ≥ 2.",
+    )
+    return_sequences: bool = Field(
+        default=False,
+        description="true: every step's output (T, H·dirs); false: the last step's output (H·dirs), as Keras.",
+    )
+
+    @model_validator(mode="after")
+    def _dropout_needs_stacking(self) -> "_Recurrent":
+        if self.dropout > 0 and self.num_layers < 2:
+            raise ValueError(
+                f"dropout={self.dropout} acts only between stacked layers, and num_layers is 1, so it would do nothing; "
+                "set num_layers ≥ 2, or put a dropout layer before or after this one"
+            )
+        return self
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        (s,) = in_shapes
+        if len(s) != 2:
+            raise ShapeError(f"{self.type} needs a sequence (T, F), got {tuple(s)}", hint=sequence_hint(s))
+        width = self.units * (2 if self.bidirectional else 1)
+        return (s[0], width) if self.return_sequences else (width,)
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def build(self, in_shapes: list[Shape]):
+        from torch import nn
+
+        rnn = getattr(nn, self.torch_module)(
+            in_shapes[0][-1], self.units, num_layers=self.num_layers, bidirectional=self.bidirectional,
+            dropout=self.dropout, batch_first=True, **self._torch_kwargs(),
+        )
+        return _wrapper_class()(rnn, self.return_sequences)
+
+    def step_flops(self, features: int) -> int:
+        """FLOPs of one time step of one direction of one stacked layer reading `features` inputs."""
+        g, h = self.n_gates, self.units
+        matmuls = 2 * features * g * h + 2 * h * g * h
+        biases = 2 * g * h  # b_ih and b_hh
+        combine = g * h  # (W_ih x + b_ih) + (W_hh h + b_hh), one add per gate unit
+        gate_activations = g * h  # one sigmoid/tanh (or relu) per gate unit
+        return matmuls + biases + combine + gate_activations + self.cell_flops_per_unit * h
+
+    def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        t, f = in_shapes[0]
+        dirs = 2 if self.bidirectional else 1
+        total = 0
+        for layer in range(self.num_layers):
+            features = f if layer == 0 else self.units * dirs
+            total += dirs * t * self.step_flops(features)
+        return total
+
+
+@register("simple_rnn", family=_FAMILY)
+class SimpleRNN(_Recurrent):
+    """Elman recurrent layer: h_t = f(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh), f = tanh or relu.
+
+    **Formula.** For each time step t = 0 … T−1 (h_{−1} = 0), with x_t ∈ ℝ^F, h_t ∈ ℝ^H:
+    h_t = f(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh). The output at step t is h_t. Stacked layers
+    (`num_layers`) read the previous layer's h sequence; `bidirectional` adds a second set of weights run
+    from t = T−1 down to 0, its h concatenated after the forward one.
+
+    **Parameters.**
+    - `units` (int > 0): H, the hidden size of each direction.
+    - `activation` (`tanh` | `relu`, default `tanh`): f.
+    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
+    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
+    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
+
+    **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
+    h; bidirectional: [forward h_{T−1}, backward h at t=0] (each direction's final state), as Keras'
+    `Bidirectional(SimpleRNN(H))`. dirs = 2 if bidirectional else 1.
+    Parameters per direction and layer: H·F_l + H·H + 2·H (two bias vectors, as torch), F_0 = F,
+    F_l = H·dirs above.
+
+    **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step
+    = 2·F_l·H (W_ih·x) + 2·H·H (W_hh·h) + 2·H (both biases) + H (adding the two halves) + H (f) =
+    2·F_l·H + 2·H² + 4·H. Every step is counted, also the first one (h_{−1} = 0, torch still multiplies).
+
+    **Equivalents.** PyTorch `nn.RNN(F, H, num_layers, nonlinearity=f, batch_first=True,
+    bidirectional=…, dropout=…)` (output[:, -1] for the last step); Keras `layers.SimpleRNN(H, activation=f,
+    return_sequences=…)`, wrapped in `layers.Bidirectional` for two directions (Keras has one bias vector:
+    H fewer parameters per direction).
+    """
+
+    example = "- {type: simple_rnn, units: 64}"
+    example_inputs = [(20, 16)]
+    torch_module = "RNN"
+    n_gates = 1
+    cell_flops_per_unit = 0
+
+    activation: Literal["tanh", "relu"] = Field(
+        default="tanh", description="Nonlinearity f of the recurrence (tanh or relu)."
+    )
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        return {"nonlinearity": self.activation}
+
+
+@register("lstm", family=_FAMILY)
+class LSTM(_Recurrent):
+    """Long short-term memory: input, forget, cell and output gates around a cell state c_t.
+
+    **Formula.** torch's formulation, for each step t (h_{−1} = c_{−1} = 0), σ = sigmoid, ⊙ elementwise:
+    i = σ(W_ii·x_t + b_ii + W_hi·h_{t−1} + b_hi), f = σ(W_if·x_t + b_if + W_hf·h_{t−1} + b_hf),
+    g = tanh(W_ig·x_t + b_ig + W_hg·h_{t−1} + b_hg), o = σ(W_io·x_t + b_io + W_ho·h_{t−1} + b_ho),
+    c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh(c_t). The output at step t is h_t.
+
+    **Parameters.**
+    - `units` (int > 0): H, the hidden (and cell) size of each direction.
+    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
+    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
+    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
+
+    **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
+    h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(LSTM(H))`.
+    Parameters per direction and layer: 4·H·(F_l + H) + 8·H (two bias vectors, as torch), e.g. 32 → 64:
+    25,088. F_0 = F, F_l = H·dirs above.
+
+    **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step (G = 4 gates)
+    = 2·F_l·4H + 2·H·4H (matmuls) + 2·4H (both biases) + 4H (adding the two halves) + 4H (3 σ + 1 tanh) +
+    3H (f⊙c, i⊙g, their sum) + H (tanh c_t) + H (o⊙) = 8·F_l·H + 8·H² + 21·H. Every step is counted, also the first one.
+
+    **Equivalents.** PyTorch `nn.LSTM(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
+    (output[:, -1] for the last step); Keras `layers.LSTM(H, return_sequences=…)`, wrapped in
+    `layers.Bidirectional` for two directions (Keras has one bias vector: 4·H fewer parameters per direction;
+    its `dropout` acts on the inputs, not between stacked layers).
+    """
+
+    example = "- {type: lstm, units: 64, return_sequences: true}"
+    example_inputs = [(20, 32)]
+    torch_module = "LSTM"
+    n_gates = 4
+    cell_flops_per_unit = 5  # f⊙c, i⊙g, +, tanh(c), o⊙
+
+
+@register("gru", family=_FAMILY)
+class GRU(_Recurrent):
+    """Gated recurrent unit: reset and update gates, no separate cell state (torch's variant).
+
+    **Formula.** torch's formulation (reset applied after the hidden matmul, Keras `reset_after=True`),
+    for each step t (h_{−1} = 0), σ = sigmoid, ⊙ elementwise:
+    r = σ(W_ir·x_t + b_ir + W_hr·h_{t−1} + b_hr), z = σ(W_iz·x_t + b_iz + W_hz·h_{t−1} + b_hz),
+    n = tanh(W_in·x_t + b_in + r ⊙ (W_hn·h_{t−1} + b_hn)), h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
+
+    **Parameters.**
+    - `units` (int > 0): H, the hidden size of each direction.
+    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
+    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
+    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
+
+    **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
+    h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(GRU(H))`.
+    Parameters per direction and layer: 3·H·(F_l + H) + 6·H (two bias vectors), e.g. 32 → 64: 18,816.
+    F_0 = F, F_l = H·dirs above.
+
+    **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step (G = 3 gates)
+    = 2·F_l·3H + 2·H·3H (matmuls) + 2·3H (both biases) + 3H (adding the halves of r, z, n) + 3H (2 σ + 1 tanh) +
+    H (r ⊙ (W_hn·h + b_hn)) + 4H ((1 − z), ⊙ n, z ⊙ h, their sum) = 6·F_l·H + 6·H² + 17·H.
+    Every step is counted, also the first one.
+
+    **Equivalents.** PyTorch `nn.GRU(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
+    (output[:, -1] for the last step); Keras `layers.GRU(H, reset_after=True, return_sequences=…)` (the
+    Keras 2+/3 default, same two bias vectors and parameter count; gate order z, r, h vs torch's r, z, n),
+    wrapped in `layers.Bidirectional` for two directions.
+    """
+
+    example = "- {type: gru, units: 64, bidirectional: true}"
+    example_inputs = [(20, 32)]
+    torch_module = "GRU"
+    n_gates = 3
+    cell_flops_per_unit = 5  # r⊙(…), 1−z, ⊙n, z⊙h, +

@@ -32,7 +32,8 @@ def doc_page(name: str, cls: type[LayerSpec]) -> str:
     for p in layer_parameters(cls):
         default = "required" if p["required"] else f"`{p['default']}`"
         typ = str(p["type"]).replace("|", "\\|")
-        lines.append(f"| `{p['name']}` | {typ} | {default} | {p['description']} |")
+        desc = p['description'].replace('|', '\\|')
+        lines.append(f"| `{p['name']}` | {typ} | {default} | {desc} |")
     if cls.example:
         lines += ["", "Example:", "", "```yaml", cls.example.strip(), "```"]
     return "\n".join(lines) + "\n"

@@ -34,7 +34,7 @@ class LayerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
-    name: str | None = Field(default=None, description="Unique layer name (default: <type>_<n>).")
+    name: str | None = Field(default=None, description="Unique layer name (default: the type and a counter, e.g. dense_1).")
     inputs: list[str] | None = Field(
         default=None, description="Names of the layers or model inputs this layer reads; default: the previous layer."
     )
