@@ -1,0 +1,146 @@
+"""Inputs for ``layerforge predict`` / ``evaluate --data``: read a file the way the training data was
+read (same feature columns, vocabulary, image size), fit it to the model and apply the SAVED transform.
+
+Accepted files: a CSV table (the training feature columns; the target column is optional), an .npz
+archive (``x``, optional ``y``), an .npy array (a batch, or one sample shaped exactly like
+``model.input_shape``), a text file (split into windows of the training ``seq_len``), one image, or a
+folder of images (flat, or one sub-folder per class, which then gives labels).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DataError
+from .bundle import Inputs, Split
+from .fit import ModelFacts, fit_input, match_names
+from .images import IMAGE_EXTS, list_images, load_images, read_image_folder
+from .labels import CLASS_TASKS, class_ids
+from .raw import RawData, check_finite
+from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
+from .text import encode, input_windows, windows
+from .transforms import transform_from_state
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..spec.schema import Spec
+
+
+def _read_images(path: Path, where: str, meta: dict[str, Any]) -> RawData:
+    size = tuple(meta["image_size"]) if meta.get("image_size") else None
+    channels = meta.get("channels")
+    if path.is_file():
+        x, _, _ = load_images([path], None, size, channels, where)  # type: ignore[arg-type]
+        raw = RawData(x={"input": x}, y=None, where=where)
+        raw.meta["files"] = [path.name]
+        return raw
+    if list_images(path):  # a flat folder: unlabelled images
+        files = list_images(path)
+        x, _, _ = load_images(files, path, size, channels, where)  # type: ignore[arg-type]
+        raw = RawData(x={"input": x}, y=None, where=where)
+        raw.meta["files"] = [f.name for f in files]
+        return raw
+    return read_image_folder(path, where, path, size, channels)  # type: ignore[arg-type]
+
+
+def _read_text(path: Path, where: str, meta: dict[str, Any]) -> RawData:
+    vocab, seq_len = meta.get("vocab"), meta.get("seq_len")
+    if not vocab or not seq_len:
+        raise DataError(f"{where}: this model was not trained on text, so a text file cannot be its input",
+                        hint="give the input in the format the model was trained on (CSV, NPZ, NPY or images)")
+    ids = encode(read_text(path, where), list(vocab), where)
+    if (len(ids) - 1) // seq_len >= 1:
+        x, y = windows(ids, seq_len, where)
+    else:
+        x, y = input_windows(ids, seq_len, where), None
+    return RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
+
+
+def read_input_file(path: Path, spec: "Spec", meta: dict[str, Any]) -> tuple[RawData, str]:
+    """Read ``path`` in its own format, using what the training data's ``meta`` recorded."""
+    where = str(path)
+    require_file(path, where, "input file")
+    fmt = "images" if path.suffix.lower() in IMAGE_EXTS else detect_format(path, where)
+    inputs = list(spec.model.input_shapes())
+    if fmt == "csv":
+        raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
+    elif fmt == "npz":
+        raw = read_npz(path, where, inputs, meta.get("target") if meta.get("source") == "npz" else None, need_target=False)
+    elif fmt == "npy":
+        raw = read_npy(path, where, None, None, need_target=False)
+    elif fmt == "text":
+        raw = _read_text(path, where, meta)
+    else:
+        raw = _read_images(path, where, meta)
+    return raw, fmt
+
+
+def _encode_y(raw: RawData, meta: dict[str, Any], task: str, num_classes: int | None) -> np.ndarray | None:
+    if raw.y is None:
+        return None
+    if task in CLASS_TASKS:
+        names = meta.get("class_names")
+        if raw.y.dtype.kind in "US" and names is None:
+            raise DataError(f"{raw.where}: text labels, but the model was trained on numeric classes",
+                            hint="give the labels as class ids 0..K-1")
+        return class_ids(raw, names, num_classes)
+    y = raw.y
+    if y.dtype.kind in "US":
+        raise DataError(f"{raw.where}: task {task} needs numeric targets", hint="use numbers in the target column")
+    check_finite(y.reshape(len(y), -1), raw.where, "the targets", rows=raw)
+    return y.astype(np.float32)
+
+
+def load_inputs(path: Path, spec: "Spec", transform_state: dict[str, Any] | None,
+                meta: dict[str, Any]) -> tuple[Inputs, dict[str, Any]]:
+    """Read ``path`` for prediction; returns ``(x, info)``.
+
+    ``x`` is a tensor (or a dict of tensors for a model with several inputs) with the saved transform
+    applied. ``info`` holds ``file``, ``format``, ``num_samples``, ``row_names`` (how to find each sample:
+    CSV line, image file, text window), ``y`` (encoded targets as a tensor when the file has them, else
+    None) and ``notes`` (reshapes / encodings applied).
+    """
+    import torch
+
+    path = Path(path)
+    raw, fmt = read_input_file(path, spec, meta)
+    facts = ModelFacts.from_spec(spec)
+    match_names(raw, facts)
+    for name, arr in list(raw.x.items()):
+        if tuple(arr.shape) == facts.inputs[name] and fmt in ("npy", "npz"):
+            raw.x[name] = arr[None]  # one sample without a batch axis
+    if "onehot" in dict(meta.get("input_encoding") or {}).values() and meta.get("vocab_size"):
+        raw.ids, raw.vocab_size = True, int(meta["vocab_size"])  # ids one-hot encoded as in training
+    y = _encode_y(raw, meta, str(meta.get("task", "")), meta.get("num_classes"))
+    notes: list[str] = []
+    for name in list(raw.x):
+        raw.x[name], _ = fit_input(raw.x[name], name, raw, facts, notes)
+        check_finite(raw.x[name], raw.where, "the inputs", raw.meta.get("features"), raw)
+    x = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in raw.x.items()}
+    xs: Inputs = next(iter(x.values())) if len(x) == 1 else x
+    xs = transform_from_state(transform_state).apply(xs)
+    n = len(raw)
+    if "files" in raw.meta:
+        rows = list(raw.meta["files"])
+    elif fmt == "csv":
+        rows = [f"line {i + 2}" for i in range(n)]
+    elif fmt == "text":
+        rows = [f"window {i}" for i in range(n)]
+    else:
+        rows = [f"sample {i}" for i in range(n)]
+    info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
+            "y": torch.from_numpy(y) if y is not None else None, "notes": notes}
+    return xs, info
+
+
+def load_split(path: Path, spec: "Spec", transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:
+    """A labelled file as a :class:`Split` (for ``layerforge evaluate --data FILE``)."""
+    x, info = load_inputs(path, spec, transform_state, meta)
+    if info["y"] is None:
+        what = f"the target column '{meta['target']}'" if meta.get("target") else "targets (y)"
+        raise DataError(f"{path}: has no {what}, so it cannot be evaluated",
+                        hint="include the targets, or use `layerforge predict` for unlabelled inputs")
+    return Split(x, info["y"])

@@ -1,0 +1,158 @@
+"""``load_data``: from a validated spec to a :class:`~layerforge.data.bundle.DataBundle`, checking
+everything that can be checked before training starts.
+
+Order: read (or generate) → match input names → encode targets → fit inputs to the model's
+``input_shape`` → check targets against the model's output → shuffle (seeded) and split → tensors →
+fit the transform on the training split only and apply it to every split.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DataError
+from .bundle import DataBundle, Split, Transform
+from .fit import ModelFacts, fit_input, match_names
+from .labels import check_output, encode_targets
+from .raw import RawData, check_finite
+from .synthetic import GENERATORS
+from .sources import Sources, check_task, read_sources, rng
+from .transforms import Standardize
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..spec.schema import Spec
+
+
+def base_dir_of(spec: "Spec", base_dir: Path | None) -> Path:
+    """Relative data paths resolve against ``base_dir``, else the spec file's folder, else the cwd."""
+    if base_dir is not None:
+        return Path(base_dir)
+    src = spec.source
+    if src and not src.startswith("<"):
+        return Path(src).resolve().parent
+    return Path.cwd()
+
+
+def split_sizes(n: int, val: float, test: float, where: str) -> tuple[int, int, int]:
+    """(train, val, test) counts; refuses a split that would leave a requested part empty."""
+    n_val, n_test = int(round(n * val)), int(round(n * test))
+    n_train = n - n_val - n_test
+    if n_train < 1 or (val > 0 and n_val < 1) or (test > 0 and n_test < 1):
+        raise DataError(
+            f"{where}: {n} sample{'s' if n != 1 else ''} are too few for val {val} + test {test} "
+            f"(train would get {n_train}, val {n_val}, test {n_test})",
+            hint="use more data, smaller val/test fractions, or set val: 0 / test: 0",
+        )
+    return n_train, n_val, n_test
+
+
+def _tensors(raw: RawData, idx: np.ndarray | None = None) -> tuple[dict[str, "torch.Tensor"], "torch.Tensor"]:
+    import torch
+
+    pick = (lambda a: a) if idx is None else (lambda a: a[idx])
+    x = {k: torch.from_numpy(np.ascontiguousarray(pick(v))) for k, v in raw.x.items()}
+    assert raw.y is not None
+    return x, torch.from_numpy(np.ascontiguousarray(pick(raw.y)))
+
+
+def load_data(spec: "Spec", base_dir: Path | None = None) -> DataBundle:
+    """Read, check and split the spec's ``data:`` section. Raises DataError naming the file and the fix."""
+    ds = spec.data
+    if ds is None:
+        raise DataError("the spec has no data: section, so there is nothing to train on",
+                        hint="add e.g.\n  data:\n    dataset: digits\n(docs/data.md lists every source)")
+    base = base_dir_of(spec, base_dir)
+    facts = ModelFacts.from_spec(spec)
+    src: Sources = read_sources(ds, spec.seed, base, facts)
+    main = src.main
+    where = main.where
+    task = check_task(ds.task, src.tasks, where)
+    raws = [r for r in (main, src.val, src.test) if r is not None]
+    notes: list[str] = []
+
+    for r in raws:
+        match_names(r, facts)
+    ys, num_classes, class_names = encode_targets(raws, task, ds.num_classes, main.class_names)
+    for r, y in zip(raws, ys):
+        r.y = y
+    encodings: dict[str, str] = {}
+    for r in raws:
+        for name in list(r.x):
+            r.x[name], encodings[name] = fit_input(r.x[name], name, r, facts, notes if r is main else [])
+            check_finite(r.x[name], r.where, "the inputs" if len(r.x) == 1 else f"input '{name}'", rows=r)
+    num_classes = check_output(facts, task, num_classes, main.y, where, notes)
+    if num_classes is not None and class_names is not None and len(class_names) < num_classes:
+        class_names = class_names + [str(i) for i in range(len(class_names), num_classes)]
+
+    # Shuffle (seeded), cap, split. Text windows keep their order so no split leaks into another.
+    n = len(main)
+    shuffled = ds.shuffle and not src.contiguous
+    order = rng(spec.seed, 1).permutation(n) if shuffled else np.arange(n)
+    is_generated = ds.dataset in GENERATORS
+    if ds.num_samples is not None and not is_generated and ds.num_samples < n:
+        order = order[: ds.num_samples]
+        notes.append(f"using {ds.num_samples} of {n} samples (data.num_samples)")
+    val_frac = ds.val_fraction
+    test_frac = 0.0 if ds.test_path else ds.test
+    n_train, n_val, n_test = split_sizes(len(order), val_frac, test_frac, where)
+    parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+
+    single = len(facts.inputs) == 1
+    splits: dict[str, tuple[dict[str, Any], Any] | None] = {}
+    for key, idx in parts.items():
+        splits[key] = _tensors(main, idx) if len(idx) else None
+    for key, extra in (("val", src.val), ("test", src.test)):
+        if extra is not None:
+            splits[key] = _tensors(extra)
+
+    standardize = src.standardize if ds.standardize is None else ds.standardize
+    transform: Transform = Transform()
+    train_x, train_y = splits["train"]  # type: ignore[misc]
+    if standardize:
+        transform = Standardize().fit(next(iter(train_x.values())) if single else train_x)
+        if not getattr(transform, "stats", None):
+            transform = Transform()  # only integer inputs: nothing to standardise
+    bundle_splits: dict[str, Split | None] = {}
+    for key, pair in splits.items():
+        if pair is None:
+            bundle_splits[key] = None
+            continue
+        x, y = pair
+        xs = transform.apply(next(iter(x.values())) if single else x)
+        bundle_splits[key] = Split(xs, y)
+
+    meta = {
+        "source": src.kind,
+        "task": task,
+        "task_reason": main.task_reason if ds.task is None else "set by data.task",
+        "input_encoding": encodings,
+        "target_shape": list(train_y.shape[1:]),
+        "target_dtype": str(train_y.dtype).removeprefix("torch."),
+        "standardize": bool(transform.kind != "identity"),
+        "split": {
+            "train": len(bundle_splits["train"] or []), "val": len(bundle_splits["val"] or []),
+            "test": len(bundle_splits["test"] or []), "shuffled": bool(shuffled), "seed": spec.seed,
+            "val_from": "val_path" if src.val is not None else "fraction",
+            "test_from": "test_path" if src.test is not None else "fraction",
+        },
+        "notes": notes,
+        **{k: v for k, v in main.meta.items() if k != "files"},
+        **src.meta,
+    }
+    if src.kind == "npz":
+        meta["target"] = ds.target or "y"
+    if num_classes is not None:
+        meta["num_classes"] = num_classes
+    if main.ids and main.vocab_size:
+        meta.setdefault("vocab_size", main.vocab_size)
+    if class_names is not None:
+        meta["class_names"] = class_names
+    return DataBundle(
+        task=task, train=bundle_splits["train"], val=bundle_splits["val"], test=bundle_splits["test"],  # type: ignore[arg-type]
+        num_classes=num_classes, transform=transform, input_shapes=dict(facts.inputs), class_names=class_names,
+        meta=meta,
+    )

@@ -1,0 +1,188 @@
+"""From a ``data:`` block to raw arrays: which reader or generator, which files, which tasks fit.
+
+:func:`read_sources` returns the main source plus the optional ``val_path`` / ``test_path`` sources,
+all as :class:`~layerforge.data.raw.RawData`, and what the source allows (tasks, default
+standardisation, whether splits must keep order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from . import builtin, synthetic
+from .fit import ModelFacts
+from .images import read_image_folder
+from .raw import RawData, display
+from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
+from .schema import DataSpec
+from .text import build_vocab, encode, windows
+
+ALL_TASKS = ("classification", "regression", "sequence_classification", "sequence", "language_model")
+DEFAULT_TEXT_SEQ_LEN = 64
+
+
+@dataclass
+class Sources:
+    main: RawData
+    val: RawData | None = None
+    test: RawData | None = None
+    kind: str = ""  # dataset name or file format
+    tasks: tuple[str, ...] = ALL_TASKS  # tasks this source can produce (first = default)
+    standardize: bool = True  # default for data.standardize
+    contiguous: bool = False  # split in order (text windows), never shuffled across splits
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def rng(seed: int, stream: int) -> np.random.Generator:
+    """Independent seeded streams (0: generators, 1: shuffling) from the spec's seed."""
+    return np.random.default_rng([seed % (1 << 64), stream])
+
+
+def check_task(task: str | None, allowed: tuple[str, ...], where: str) -> str:
+    """data.task if this source can produce it (default: the source's first task)."""
+    if task is None:
+        return allowed[0]
+    if task not in allowed:
+        raise DataError(f"{where}: data.task '{task}' does not fit this source, which gives: {', '.join(allowed)}",
+                        hint=f"set data.task: {allowed[0]} (or remove data.task)")
+    return task
+
+
+def default_seq_len(ds: DataSpec, facts: ModelFacts, fallback: int) -> int:
+    """data.seq_len, else the model's input_shape[0] (single input), else the source's default."""
+    if ds.seq_len is not None:
+        return ds.seq_len
+    shapes = list(facts.inputs.values())
+    return shapes[0][0] if len(shapes) == 1 and len(shapes[0]) >= 1 else fallback
+
+
+def image_target(ds: DataSpec, facts: ModelFacts) -> tuple[tuple[int, int] | None, int | None]:
+    """Image size and channels: data.image_size, else a [C, H, W] model input's."""
+    shapes = list(facts.inputs.values())
+    chw = shapes[0] if len(shapes) == 1 and len(shapes[0]) == 3 else None
+    size = tuple(ds.image_size) if ds.image_size else (chw[1], chw[2]) if chw else None
+    channels = chw[0] if chw and chw[0] in (1, 3, 4) else None
+    return size, channels  # type: ignore[return-value]
+
+
+def _text_sources(texts: list[tuple[str, str]], ds: DataSpec, facts: ModelFacts, kind: str) -> Sources:
+    """Character windows from (text, where) pairs: main, then optional val/test texts."""
+    seq_len = default_seq_len(ds, facts, DEFAULT_TEXT_SEQ_LEN)
+    vocab = build_vocab(*(t for t, _ in texts))
+    raws = []
+    for text, where in texts:
+        x, y = windows(encode(text, vocab, where), seq_len, where)
+        raws.append(RawData(x={"input": x}, y=y, where=where, default_task="language_model",
+                            task_reason="a text corpus (next-character prediction)", ids=True, vocab_size=len(vocab)))
+    main = raws[0]
+    main.class_names = vocab
+    it = iter(raws[1:])
+    val = next(it) if ds.val_path else None
+    test = next(it) if ds.test_path else None
+    return Sources(main, val, test, kind, ("language_model",), False, True,
+                   {"vocab": vocab, "seq_len": seq_len, "characters": sum(len(t) for t, _ in texts)})
+
+
+def _generator(ds: DataSpec, seed: int, facts: ModelFacts) -> Sources:
+    name = ds.dataset
+    assert name is not None
+    gen = synthetic.GENERATORS[name]
+    task = check_task(ds.task, gen.tasks, f"dataset '{name}'")
+    seq_len = default_seq_len(ds, facts, gen.seq_len)
+    n = ds.num_samples or gen.num_samples
+    copy_len = ds.copy_len or 5
+    noise = 0.1 if ds.noise is None else ds.noise
+    where = f"dataset '{name}'"
+    if name == "copy" and seq_len < 2 * copy_len + 1:
+        raise DataError(f"{where}: seq_len {seq_len} is too short to copy {copy_len} symbols (needs ≥ {2 * copy_len + 1})",
+                        hint=f"use seq_len (and model.input_shape[0]) ≥ {2 * copy_len + 1}, or a smaller copy_len")
+    x, y = synthetic.generate(name, seed=seed, num_samples=n, seq_len=seq_len, task=task, noise=noise, copy_len=copy_len)
+    raw = RawData(x={"input": x}, y=y, where=where, default_task=gen.tasks[0], task_reason=f"generator '{name}'")
+    meta: dict[str, Any] = {"seq_len": seq_len, "num_generated": n, "generator_seed": seed}
+    if name == "copy":
+        raw.ids, raw.vocab_size = True, synthetic.COPY_VOCAB
+        raw.class_names = ["blank", *map(str, range(1, synthetic.COPY_SYMBOLS + 1)), "delimiter"]
+        meta.update(copy_len=copy_len, vocab_size=synthetic.COPY_VOCAB)
+    if name == "sine":
+        meta["noise"] = noise
+    if name == "parity":
+        raw.class_names = ["even", "odd"]
+    return Sources(raw, kind=name, tasks=gen.tasks, standardize=False, meta=meta)
+
+
+def _resolve(base: Path, p: str) -> Path:
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def read_file(path: Path, fmt: str, ds: DataSpec, facts: ModelFacts, base: Path, features: list[str] | None,
+              target_path: Path | None = None) -> RawData:
+    """One user file (main, val or test) in format ``fmt`` (not text; see :func:`read_sources`)."""
+    where = display(path, base)
+    if fmt == "csv":
+        return read_csv(path, where, ds.target, features, ds.delimiter)
+    if fmt == "npz":
+        return read_npz(path, where, list(facts.inputs), ds.target)
+    if fmt == "npy":
+        return read_npy(path, where, target_path, display(target_path, base) if target_path else None)
+    if fmt == "images":
+        if not path.is_dir():
+            raise DataError(f"{where}: format images needs a folder with one sub-folder per class", hint="point data.path at the folder")
+        size, channels = image_target(ds, facts)
+        return read_image_folder(path, where, base, size, channels)
+    raise AssertionError(fmt)
+
+
+def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts) -> Sources:
+    """Read every file (or generate) for the data block ``ds``."""
+    if ds.dataset in synthetic.GENERATORS:
+        return _generator(ds, seed, facts)
+    if ds.dataset == "shakespeare":
+        text, files = builtin.load_shakespeare()
+        src = _text_sources([(text, "dataset 'shakespeare'")], ds, facts, "shakespeare")
+        src.meta["files"] = files
+        return src
+    if ds.dataset == "digits":
+        return Sources(builtin.load_digits(), kind="digits", tasks=("classification",))
+    if ds.dataset in builtin.TABLES:
+        return Sources(builtin.load_table(ds.dataset), kind=ds.dataset, tasks=("classification",))
+
+    assert ds.path is not None
+    paths = {"path": _resolve(base, ds.path)}
+    for key in ("val_path", "test_path"):
+        if getattr(ds, key):
+            paths[key] = _resolve(base, getattr(ds, key))
+    target_path = _resolve(base, ds.target_path) if ds.target_path else None
+    fmts = {}
+    for key, p in paths.items():
+        where = display(p, base)
+        require_file(p, f"{where} (data.{key})")
+        fmts[key] = detect_format(p, where) if ds.format == "auto" else ds.format
+    fmt = fmts["path"]
+    if fmt == "text":
+        texts = [(read_text(p, display(p, base)), display(p, base)) for p in paths.values()]
+        src = _text_sources(texts, ds, facts, "text")
+        src.meta["files"] = [str(p) for p in paths.values()]
+        return src
+    if target_path is not None and fmt != "npy":
+        raise DataError(f"{display(paths['path'], base)}: data.target_path is only for .npy inputs",
+                        hint="for CSV name the label column with data.target; for NPZ store y in the archive")
+    main = read_file(paths["path"], fmt, ds, facts, base, ds.features, target_path)
+    extra: dict[str, RawData] = {}
+    for key in ("val_path", "test_path"):
+        if key in paths:
+            f = fmts[key]
+            if f == "npy":
+                raise DataError(f"{display(paths[key], base)}: a .npy file holds one array, so data.{key} has no targets",
+                                hint="save the split as .npz with x and y: np.savez('val.npz', x=x, y=y)")
+            extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"))
+    tasks = {"csv": ("classification", "regression"), "images": ("classification",)}.get(fmt, ALL_TASKS)
+    src = Sources(main, extra.get("val_path"), extra.get("test_path"), fmt, tasks,
+                  meta={"files": {k: str(p) for k, p in paths.items()}})
+    if main.default_task is not None and main.default_task in tasks:
+        src.tasks = (main.default_task, *[t for t in tasks if t != main.default_task])
+    return src
