@@ -1,0 +1,119 @@
+"""Profile one or several configs under the same conditions (side by side), optionally sweeping a value.
+
+This is the library entry point behind ``layerforge profile``: load and validate every spec first (so a
+bad file fails before minutes of measuring), fix the run's conditions once (device, dtype, threads, the
+machine's measured limits), then profile each model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .profiler import profile_model
+from .report import ProfileReport, SweepResult
+from .run import Event, conditions, make_run, resolve_device, resolve_settings, run_conditions
+from .sweep import parse_sweep, plot_sweep, points_of, sweep_overrides, sweep_path
+from .verdict import comparison_rows
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..spec.schema import Spec
+
+
+def profile_configs(
+    configs: list[str | Path],
+    *,
+    settings: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    plugins: list[str] | None = None,
+    quick: bool = False,
+    sweep: str | None = None,
+    plot: str | Path | None = None,
+    on_event: Event | None = None,
+) -> ProfileReport:
+    """Profile every config. ``settings`` are command-line values over the first spec's ``profile:``
+    section (None = not given); ``overrides`` are ``--set`` items applied to every spec; ``sweep`` is
+    ``KEY=V1,V2,...`` (per-layer timing off unless ``settings["per_layer"]`` says otherwise); ``plot`` is
+    where the sweep's PNG goes."""
+    import torch
+
+    from ..graph import build_module
+    from ..spec import load_spec
+
+    ev: Callable[[str], None] = on_event or (lambda _m: None)
+    sets = list(overrides or [])
+    loaded = [(Path(c), *load_spec(c, sets, plugins or [])) for c in configs]
+    base = loaded[0][1].profile
+    given = dict(settings or {})
+    if sweep and given.get("per_layer") is None:
+        given["per_layer"] = False  # a sweep compares whole models; per-layer timing would multiply its time
+    s = resolve_settings(base, given, quick=quick)
+    key, values = parse_sweep(sweep) if sweep else (None, [])
+    if key == "batch_size":
+        s = s.model_copy(update={"batch_sizes": sorted(int(v) for v in values)})
+    device = resolve_device(s)
+    notes = [f"{p} has its own profile: section; the first config's settings are used for every config"
+             for p, spec, _ in loaded[1:] if spec.profile != base]
+
+    # Every (config, value) is validated before anything is measured: a bad value fails at once.
+    jobs: list[_Job] = []
+    for path, spec, graph in loaded:
+        if key in (None, "batch_size"):
+            jobs.append(_Job(path, spec, graph, spec.name, spec.name, sets, None))
+            continue
+        for v in values:
+            extra = sweep_overrides(key, v, spec, graph)
+            vspec, vgraph = _load_swept(path, sets, extra, plugins or [], key, v)
+            jobs.append(_Job(path, vspec, vgraph, f"{spec.name} [{key}={v}]", spec.name, sets + extra, v))
+
+    with run_conditions(s, device):
+        run = make_run(s, quick=quick, on_event=ev)
+        results = []
+        points = []
+        for job in jobs:
+            torch.manual_seed(job.spec.seed)
+            ev(job.name)
+            cfg = profile_model(build_module(job.graph), job.graph, run, name=job.name, source=str(job.path),
+                                overrides=job.overrides)
+            results.append(cfg)
+            if key:
+                points += points_of(cfg, job.label, job.value)
+        sweep_result = None
+        if key:
+            spec0, graph0 = loaded[0][1], loaded[0][2]
+            sweep_result = SweepResult(key, sweep_path(key, spec0, graph0), list(values), points)
+            if plot is not None:
+                sweep_result.plot = plot_sweep(sweep_result, str(plot))
+        report = ProfileReport(conditions(run), run.machine, results, sweep=sweep_result)
+    report.conditions["notes"] = notes
+    if len(results) > 1:
+        report.comparison = comparison_rows(results)
+    return report
+
+
+@dataclass
+class _Job:
+    path: Path
+    spec: "Spec"
+    graph: "Graph"
+    name: str  # shown per profile, e.g. "lstm [seq_len=128]"
+    label: str  # the config's own name: one line per label in the sweep plot
+    overrides: list[str]
+    value: str | None  # the swept value, if any
+
+
+def _load_swept(path: Path, sets: list[str], extra: list[str], plugins: list[str], key: str, value: str
+                ) -> tuple["Spec", "Graph"]:
+    """Load a config with a sweep value; errors name the ``--sweep`` value rather than a ``--set``."""
+    from ..errors import SpecError
+    from ..spec import load_spec
+
+    try:
+        return load_spec(path, sets + extra, plugins)
+    except SpecError as e:
+        for issue in e.issues:
+            item = (issue.origin or "").removeprefix("--set ")
+            if item in extra:
+                issue.origin = f"--sweep {key}={value} (sets {item})"
+        raise
