@@ -92,7 +92,38 @@ def summarize(spec: Any, batch_size: int = 1, overrides: list[str] | None = None
     return _summarize(s, graph, batch_size)
 
 
+def train(spec: Any = None, *, data: Any = None, overrides: list[str] | None = None, out: Any = None,
+          resume: Any = None, callbacks: Any = (), plugins: list[str] | None = None, save: bool = True):
+    """Train a spec's model; returns a :class:`~layerforge.engine.events.TrainResult`.
+
+    ``spec``: a YAML path, a dict or a Spec (its ``data:`` section is loaded unless ``data`` is a
+    DataBundle). ``out``: the run directory (default ``<train.out>/<name>/<timestamp>``); ``save=False``
+    writes nothing. ``resume``: a run directory to continue exactly where it stopped (``spec`` must be
+    None; ``overrides`` may change ``train.*``, e.g. ``["train.epochs=20"]``). ``callbacks``: objects
+    with ``on_start/on_epoch_start/on_step/on_epoch_end/on_end`` (see layerforge.engine.events).
+    """
+    from .engine.api import train as _train
+
+    return _train(spec, data=data, overrides=overrides, out=out, resume=resume, callbacks=callbacks,
+                  plugins=plugins, save=save)
+
+
+def evaluate(run_dir: Any, split: str = "test", data: Any = None, checkpoint: str = "best", **kwargs: Any):
+    """Metrics of a trained run on its test/val split or a labelled file; returns an EvalResult."""
+    from .engine.evaluate import evaluate as _evaluate
+
+    return _evaluate(run_dir, split=split, data=data, checkpoint=checkpoint, **kwargs)
+
+
+def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool = False, **kwargs: Any):
+    """Predictions of a trained run for a file or an array; returns a PredictResult (and writes ``output``)."""
+    from .engine.predict import predict as _predict
+
+    return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)
+
+
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "Spec", "SpecError", "TrainingError",
-    "build_model", "load_spec", "register", "registry", "spec_from_dict", "summarize", "validate",
+    "build_model", "evaluate", "load_spec", "predict", "register", "registry", "spec_from_dict", "summarize", "train",
+    "validate",
 ]

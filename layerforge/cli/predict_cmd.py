@@ -1,8 +1,77 @@
-"""`layerforge predict` (being built: registers nothing yet)."""
+"""`layerforge predict`: apply a trained run to new inputs (its saved transform first); write CSV/NPY/NPZ."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from .evaluate_cmd import RunArg, Which
+from .options import JsonOpt
+
+SHOW_ROWS = 20
+
+
+def predict(
+    run_dir: RunArg,
+    input_: Annotated[Path, typer.Option("--input", "-i", help="Inputs: CSV (the training feature columns), NPZ, NPY, "
+                                         "text, an image or a folder of images.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write predictions to .csv, .npy "
+                                                   "(predictions, or probabilities with --probabilities) or .npz (both).",
+                                                   show_default=False)] = None,
+    probabilities: Annotated[bool, typer.Option("--probabilities", "-p", help="Also give class probabilities.")] = False,
+    checkpoint: Annotated[Which, typer.Option("--checkpoint", help="best (falls back to last) or last.")] = Which.best,
+    json_: JsonOpt = False,
+) -> None:
+    """Predict with a trained run: a table of the first rows, or every row to --output / --json."""
+    from .. import predict as lf_predict
+    from .render import console, print_json, simple_table
+
+    result = lf_predict(run_dir, input_, output=output, probabilities=probabilities, checkpoint=checkpoint.value)
+    if json_:
+        print_json(result.to_dict(probabilities))
+        return
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]")
+    n = len(result.row_names)
+    labels = result.labels()
+    flat = result.predictions.reshape(n, -1)
+    cols = ["row", "prediction"] + (["label"] if labels is not None else [])
+    probs = result.probabilities
+    per_sample = probabilities and probs is not None and probs.ndim == (2 if result.kind == "class" else 1)
+    all_probs = per_sample and result.kind == "class" and probs.shape[1] <= 4
+    if all_probs:
+        names = result.class_names or [str(i) for i in range(probs.shape[1])]
+        cols += [f"p({c})" for c in names]
+    elif per_sample:
+        positive = result.class_names[1] if result.class_names and len(result.class_names) == 2 else "1"
+        cols.append("probability" if result.kind == "class" else f"p({positive})")
+    rows = []
+    for i in range(min(n, SHOW_ROWS)):
+        pred = flat[i]
+        text = _pred_text(pred, result.kind, result.class_names)
+        row = [result.row_names[i], text] + ([labels[i]] if labels is not None else [])
+        if all_probs:
+            row += [f"{p:.3f}" for p in probs[i]]
+        elif per_sample:
+            row.append(f"{float(probs[i].max() if result.kind == 'class' else probs[i]):.3f}")
+        rows.append(row)
+    console.print(f"[bold]predictions ({n:,} rows, {result.checkpoint} checkpoint)[/]")
+    console.print(simple_table(None, cols, rows))
+    if n > SHOW_ROWS:
+        console.print(f"... {n - SHOW_ROWS:,} more rows" + ("" if output else " (use --output FILE to write them all)"))
+    if result.output:
+        console.print(f"wrote {result.output}")
+
+
+def _pred_text(pred, kind: str, class_names: list[str] | None) -> str:
+    if kind == "class" and len(pred) > 1 and class_names and all(len(c) == 1 for c in class_names):
+        text = "".join(class_names[int(v)] for v in pred)  # a character model: show the text
+        return repr(text[:60] + ("…" if len(text) > 60 else ""))
+    vals = [int(v) if kind != "real" else float(v) for v in pred]
+    text = " ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals[:12])
+    return text + (" …" if len(vals) > 12 else "")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("predict")(predict)

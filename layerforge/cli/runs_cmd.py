@@ -1,8 +1,76 @@
-"""`layerforge runs` (being built: registers nothing yet)."""
+"""`layerforge runs [DIR]`: the runs under a folder, side by side with their best metrics."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from .options import JsonOpt
+
+MAX_METRICS = 3  # best-epoch metrics shown per run (all of them with --json)
+MAX_EVALS = 2  # test-set evaluation metrics shown per run
+STATUS = {"completed": "done", "early_stopped": "early stop", "interrupted": "stopped", "failed": "failed",
+          "running": "running"}
+
+
+def runs(
+    directory: Annotated[Path, typer.Argument(help="A folder of runs (or one run directory).")] = Path("runs"),
+    json_: JsonOpt = False,
+) -> None:
+    """List runs (newest first): status, epochs, best epoch and its metrics, and any evaluations."""
+    from ..engine.rundir import find_runs, run_summary
+    from ..errors import UsageError
+    from .render import console, print_json, simple_table
+
+    if not directory.exists():
+        raise UsageError(f"no such folder: {directory}", hint="train first (layerforge train CONFIG), or give the runs folder")
+    rows = [run_summary(r) for r in find_runs(directory)]
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no runs under {directory}")
+        return
+    metric_keys: list[str] = []
+    for r in rows:
+        for k in (r["best"] or {}):
+            if k not in ("epoch", "step", "time_s", "samples_per_s", "lr") and k not in metric_keys:
+                metric_keys.append(k)
+    val_keys = [k for k in metric_keys if k.startswith("val_")]
+    keys = (val_keys or metric_keys)[:MAX_METRICS]
+    eval_keys = sorted({f"{s}_{m}" for r in rows for s, ms in r["evaluations"].items() for m in ms
+                        if m != "loss" and s == "test"})[:MAX_EVALS]
+    shown = [k.removeprefix("val_") for k in keys] + [k.replace("_", " ", 1) for k in eval_keys]
+    cols = ["run", "status", "epochs", "best"] + shown + ["time"]
+    table_rows = []
+    for r in rows:
+        best = r["best"] or {}
+        ev = {f"{s}_{m}": v for s, ms in r["evaluations"].items() for m, v in ms.items()}
+        table_rows.append([
+            _short(r["path"], directory), STATUS.get(r["status"], r["status"]), r["epochs"], r["best_epoch"] if r["best_epoch"] else "-",
+            *[_fmt(best.get(k)) for k in keys], *[_fmt(ev.get(k)) for k in eval_keys],
+            f"{r['time_s']:.1f}s" if isinstance(r["time_s"], (int, float)) else "-",
+        ])
+    right = set(range(2, len(cols)))
+    what = "validation" if val_keys else "training"
+    console.print(f"[bold]{len(rows)} run{'s' if len(rows) != 1 else ''} under {directory}[/] "
+                  f"(metrics: the best epoch's {what} values" + (", then the test evaluation" if eval_keys else "") + ")")
+    console.print(simple_table(None, cols, table_rows, right))
+
+
+def _short(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root)) or "."
+    except ValueError:
+        return path
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("runs")(runs)

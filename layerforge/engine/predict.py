@@ -1,0 +1,157 @@
+"""Prediction: apply a trained run (its saved transform, then its model) to new inputs; write CSV/NPY/NPZ.
+
+Classes come out as an index (and name), with softmax/sigmoid probabilities on request; real targets as
+values. Per-step outputs (sequence tasks, language models) give one prediction per step.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from .evaluate import head_of, load_trained
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass
+class PredictResult:
+    kind: str  # class | binary | real
+    predictions: "np.ndarray"  # (N,) or (N, T) class ids; (N, *out) values
+    probabilities: "np.ndarray | None"  # (N, C) / (N, T, C) softmax, (N, ...) sigmoid
+    class_names: list[str] | None
+    row_names: list[str]
+    checkpoint: str
+    output: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def labels(self) -> list[Any] | None:
+        """Class names for per-sample class predictions (None otherwise)."""
+        if self.kind == "real" or self.class_names is None or self.predictions.ndim != 1:
+            return None
+        return [self.class_names[int(i)] if 0 <= int(i) < len(self.class_names) else str(int(i)) for i in self.predictions]
+
+    def to_dict(self, probabilities: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "checkpoint": self.checkpoint, "rows": self.row_names,
+                               "predictions": self.predictions.tolist(), "output": str(self.output) if self.output else None}
+        labels = self.labels()
+        if labels is not None:
+            out["labels"] = labels
+        if probabilities and self.probabilities is not None:
+            out["probabilities"] = self.probabilities.tolist()
+            out["class_names"] = self.class_names
+        return out
+
+
+def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = None, probabilities: bool = False,
+            checkpoint: str = "best", batch_size: int = 1024, device: str = "auto") -> PredictResult:
+    """Predict with a trained run. ``inputs``: a file (CSV, NPZ, NPY, text, images) or an array/tensor already
+    shaped like the model's input (the saved transform is applied to either)."""
+    import numpy as np
+    import torch
+
+    from ..data import load_inputs, transform_from_state
+    from .device import resolve_device
+
+    run, spec, graph, model, which, _epoch, _base = load_trained(run_dir, checkpoint)
+    dev = resolve_device(device)
+    model.to(dev)
+    info = run.read_json("data.json")
+    meta = info.get("meta", {})
+    state = run.load_transform()
+    notes: list[str] = []
+    if isinstance(inputs, (str, Path)):
+        x, finfo = load_inputs(Path(inputs), spec, state, meta)
+        rows, notes = list(finfo["row_names"]), list(finfo.get("notes", []))
+    else:
+        x = torch.as_tensor(np.asarray(inputs)) if not isinstance(inputs, (torch.Tensor, dict)) else inputs
+        x = transform_from_state(state).apply(x)
+        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        rows = [f"sample {i}" for i in range(n)]
+    head = head_of(run)
+    outs = []
+    multi = isinstance(x, dict)
+    n = len(rows)
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            xb = {k: v[i:i + batch_size].to(dev) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev)
+            outs.append((model(**xb) if multi else model(xb)).float().cpu())
+    out = torch.cat(outs) if outs else torch.zeros(0, *head.out_shape)
+    probs = None
+    if head.kind == "class":
+        pred = out.argmax(-1)
+        if probabilities:
+            probs = torch.softmax(out, -1).numpy()
+    elif head.kind == "binary":
+        p = torch.sigmoid(out)
+        pred = (p > 0.5).long()
+        if pred.ndim == 2 and pred.shape[1] == 1:
+            pred, p = pred[:, 0], p[:, 0]
+        if probabilities:
+            probs = p.numpy()
+    else:
+        pred = out
+    class_names = info.get("class_names") or (meta.get("class_names") if isinstance(meta, dict) else None)
+    if head.kind == "binary" and not class_names:
+        class_names = ["0", "1"]
+    result = PredictResult(head.kind, pred.numpy(), probs, class_names, rows, which, notes=notes)
+    if output is not None:
+        result.output = write_predictions(result, Path(output), probabilities)
+    return result
+
+
+def write_predictions(result: PredictResult, path: Path, probabilities: bool) -> Path:
+    """CSV (one row per sample), NPY (predictions, or probabilities when asked) or NPZ (both)."""
+    import numpy as np
+
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        arr = result.probabilities if probabilities and result.probabilities is not None else result.predictions
+        np.save(path, arr)
+        return path
+    if suffix == ".npz":
+        arrays = {"predictions": result.predictions}
+        if result.probabilities is not None:
+            arrays["probabilities"] = result.probabilities
+        np.savez(path, **arrays)
+        return path
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise UsageError(f"unknown output format '{path.suffix}' for {path}", hint="use .csv, .npy or .npz")
+    pred = result.predictions
+    flat = pred.reshape(len(pred), -1)
+    header = ["row"] + (["prediction"] if flat.shape[1] == 1 else [f"prediction_{j}" for j in range(flat.shape[1])])
+    labels = result.labels()
+    if labels is not None:
+        header.append("label")
+    probs = result.probabilities if probabilities else None
+    pflat = None
+    if probs is not None:
+        if result.kind == "binary":
+            pflat = probs.reshape(len(probs), -1)
+            header += ["probability"] if pflat.shape[1] == 1 else [f"probability_{j}" for j in range(pflat.shape[1])]
+        else:
+            names = result.class_names or [str(i) for i in range(probs.shape[-1])]
+            pflat = probs.reshape(len(probs), -1)
+            steps = pflat.shape[1] // probs.shape[-1]
+            header += [f"p_{n}" for n in names] if steps == 1 else [f"p{t}_{n}" for t in range(steps) for n in names]
+    delim = "\t" if suffix == ".tsv" else ","
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=delim)
+        w.writerow(header)
+        for i, row in enumerate(result.row_names):
+            vals: list[Any] = [row, *(_fmt(v) for v in flat[i])]
+            if labels is not None:
+                vals.append(labels[i])
+            if pflat is not None:
+                vals += [f"{v:.6g}" for v in pflat[i]]
+            w.writerow(vals)
+    return path
+
+
+def _fmt(v: Any) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() and abs(f) < 1e15 and v.dtype.kind in "iub" else f"{f:.6g}"
