@@ -122,8 +122,22 @@ def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool =
     return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)
 
 
+def profile(configs: Any, **kwargs: Any):
+    """Profile one config or several side by side (params, FLOPs, latency, throughput, memory).
+
+    Keyword arguments are those of :func:`layerforge.analysis.compare.profile_configs` (settings, overrides,
+    sweep, plot, quick, ...). Returns the report object that ``layerforge profile --json`` serialises.
+    """
+    from pathlib import Path
+
+    from .analysis.compare import profile_configs
+
+    paths = [configs] if isinstance(configs, (str, Path)) else list(configs)
+    return profile_configs(paths, **kwargs)
+
+
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "Spec", "SpecError", "TrainingError",
-    "build_model", "evaluate", "load_spec", "predict", "register", "registry", "spec_from_dict", "summarize", "train",
+    "build_model", "evaluate", "load_spec", "predict", "profile", "register", "registry", "spec_from_dict", "summarize", "train",
     "validate",
 ]
