@@ -1,0 +1,46 @@
+"""The benchmark scripts still run: each one in its tiny ``--smoke`` mode (a few steps, no timing claims).
+
+The figures they print are not checked (timing on a shared machine is noise at this size); what is checked
+is that every model, variant and layer type still gets its row, so a change in the library that breaks a
+benchmark fails here rather than on the day someone reruns docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_train_overhead_smoke_prints_every_model_against_the_plain_loop_and_the_startup_table():
+    out = _run("train_overhead.py")
+    header = next(line for line in out.splitlines() if line.startswith("| model |"))
+    for column in ("(a) layerforge", "(a') layerforge, steps only", "(b) plain loop", "(c) DataLoader"):
+        assert column in header
+    for label in ("MLP 64-256-256-10", "CNN conv32-conv64-pool-dense", "LSTM(8→64) T=50"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
+        assert "(1.00×)" in row  # the plain loop's own ratio: every row has its baseline
+    assert "conditions: torch" in out and "torch threads" in out
+    assert "layerforge's own" in out
+
+
+def test_flop_counts_smoke_lists_every_registered_layer_type_with_both_counts():
+    from layerforge.layers.registry import registry
+
+    out = _run("flop_counts.py")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in out.splitlines() if line.startswith("| `")}
+    assert set(rows) == set(registry())
+    assert "FlopCounterMode, as built, misses matmul FLOPs in:" in out
+    # like for like: layerforge's matmul/conv terms equal torch's count with every matmul visible
+    for name in ("dense", "conv2d", "lstm", "gru", "multi_head_attention"):
+        assert rows[name].split("|")[7].strip() == "1.00", rows[name]
