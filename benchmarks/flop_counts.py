@@ -186,10 +186,8 @@ def rows(tools: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         out_shape = layer.output_shape(shapes)
         torch.manual_seed(0)
         module = layer.build(shapes).eval()
-        if cls.integer_input:
-            xs = [torch.randint(0, getattr(layer, "input_dim", 2), (1, *s)) for s in shapes]
-        else:
-            xs = [torch.randn(1, *s) for s in shapes]
+        xs = [torch.randint(*layer.id_range(i), (1, *s)) if layer.id_range(i) else torch.randn(1, *s)
+              for i, s in enumerate(shapes)]
         with torch.no_grad():
             built = torch_count(lambda: module(*xs))
             with sdpa_kernel(SDPBackend.MATH):

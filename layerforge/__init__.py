@@ -3,21 +3,23 @@
 Python API (importing this package does not import torch; the functions do when called)::
 
     import layerforge as lf
-    spec, graph = lf.load_spec("configs/cnn_digits.yaml", overrides=["model.layers.0.filters=16"])
+    spec, graph = lf.load_spec("configs/cnn_digits.yaml", overrides=["model.layers.conv1.filters=16"])
     model = lf.build_model(spec)          # an ordinary torch.nn.Module
     rows = lf.summarize(spec, batch_size=32)
+
+Every function that starts from a spec goes through the front door, :mod:`layerforge.build`.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError, DataError, LayerforgeError, SpecError, TrainingError
+from ._version import __version__
+from .errors import CheckpointError, DataError, LayerforgeError, LayerforgeWarning, SpecError, SpecWarning, TrainingError
 
 # Loaded on first use (PEP 562), so `import layerforge` and `layerforge --help` stay light.
 _LAZY = {
     "LayerSpec": "layerforge.layers.registry", "register": "layerforge.layers.registry",
     "registry": "layerforge.layers.registry", "Spec": "layerforge.spec.schema",
-    "spec_from_dict": "layerforge.spec.validate",
 }
 
 
@@ -30,65 +32,55 @@ def __getattr__(name: str) -> Any:
         return value
     raise AttributeError(f"module 'layerforge' has no attribute {name!r}")
 
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from torch import nn
 
-
-def _as_spec(spec: Any, overrides: list[str] | None = None):
-    """Accept a path, a dict, a Spec, or a (Spec, Graph) pair; return (Spec, Graph)."""
-    from pathlib import Path
-
-    from .graph import plan
-    from .spec.loader import Marks
+    from .analysis.summary import Summary
+    from .graph import Graph
     from .spec.schema import Spec
-    from .spec.validate import load_spec, spec_from_dict
-
-    if isinstance(spec, tuple) and len(spec) == 2:
-        return spec
-    if isinstance(spec, (str, Path)):
-        return load_spec(spec, overrides)
-    if isinstance(spec, dict):
-        return spec_from_dict(spec, overrides)
-    if isinstance(spec, Spec):
-        marks = Marks(file=spec.source or "<spec>")
-        graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(),
-                           lambda p, m, h, l: marks.locate(p, m, h, l))
-        if errs:
-            raise SpecError(errs)
-        return spec, graph
-    raise TypeError(f"expected a path, dict or Spec, got {type(spec).__name__}")
 
 
-def validate(spec: Any, overrides: list[str] | None = None):
-    """Validate schema, references and shapes without allocating weights. Returns (Spec, Graph)."""
-    return _as_spec(spec, overrides)
+def load_spec(spec: Any, overrides: list[str] | None = None, plugins: list[str] | None = None) -> "tuple[Spec, Graph]":
+    """A validated Spec and its shape-checked Graph from a YAML path, a mapping or a Spec, with ``--set``
+    style ``overrides`` and extra plugin files. Raises SpecError (every problem, located). This is the front
+    door, :func:`layerforge.build.load`."""
+    from .build import load
+
+    return load(spec, overrides, plugins)
 
 
-def load_spec(path: Any, overrides: list[str] | None = None, plugins: list[str] | None = None):
-    """Load, override, validate and shape-check a spec file; returns (Spec, Graph). Raises SpecError."""
-    from .spec.validate import load_spec as _load
+def spec_from_dict(data: dict, overrides: list[str] | None = None, plugins: list[str] | None = None
+                   ) -> "tuple[Spec, Graph]":
+    """:func:`load_spec` for a spec written as a Python dict (errors have no file positions)."""
+    return load_spec(data, overrides, plugins)
 
-    return _load(path, overrides, plugins)
+
+def validate(spec: Any, overrides: list[str] | None = None, plugins: list[str] | None = None,
+             data: bool = True) -> "tuple[Spec, Graph]":
+    """What ``layerforge validate`` checks, without allocating weights: schema, layer parameters,
+    references, shapes, size, the train section against the model, and (``data=True``) the first samples
+    of the data against the model. Returns (Spec, Graph); raises SpecError."""
+    from .build import load
+
+    return load(spec, overrides, plugins, check_data=data)
 
 
-def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None) -> "nn.Module":
+def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None,
+                plugins: list[str] | None = None) -> "nn.Module":
     """Build the spec's model as a ``torch.nn.Module`` (weights initialised from ``seed`` or the spec's seed)."""
-    import torch
+    from .build import build
 
-    from .graph import build_module
-
-    s, graph = _as_spec(spec, overrides)
-    torch.manual_seed(s.seed if seed is None else seed)
-    return build_module(graph)
+    return build(spec, overrides, plugins, seed=seed)[2]
 
 
-def summarize(spec: Any, batch_size: int = 1, overrides: list[str] | None = None):
+def summarize(spec: Any, batch_size: int = 1, overrides: list[str] | None = None,
+              plugins: list[str] | None = None) -> "Summary":
     """Per-layer summary (output shape, parameters, FLOPs) and totals; see layerforge.analysis.summary."""
     from .analysis.summary import summarize as _summarize
+    from .build import load
 
-    s, graph = _as_spec(spec, overrides)
+    s, graph = load(spec, overrides, plugins)
     return _summarize(s, graph, batch_size)
 
 
@@ -109,14 +101,16 @@ def train(spec: Any = None, *, data: Any = None, overrides: list[str] | None = N
 
 
 def evaluate(run_dir: Any, split: str = "test", data: Any = None, checkpoint: str = "best", **kwargs: Any):
-    """Metrics of a trained run on its test/val split or a labelled file; returns an EvalResult."""
+    """Metrics of a trained run on its test/val split or a labelled file; returns an EvalResult.
+    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml)."""
     from .engine.evaluate import evaluate as _evaluate
 
     return _evaluate(run_dir, split=split, data=data, checkpoint=checkpoint, **kwargs)
 
 
 def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool = False, **kwargs: Any):
-    """Predictions of a trained run for a file or an array; returns a PredictResult (and writes ``output``)."""
+    """Predictions of a trained run for a file or an array; returns a PredictResult (and writes ``output``).
+    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml)."""
     from .engine.predict import predict as _predict
 
     return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)
@@ -137,7 +131,7 @@ def profile(configs: Any, **kwargs: Any):
 
 
 __all__ = [
-    "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "Spec", "SpecError", "TrainingError",
-    "build_model", "evaluate", "load_spec", "predict", "profile", "register", "registry", "spec_from_dict", "summarize", "train",
-    "validate",
+    "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "LayerforgeWarning", "Spec", "SpecError",
+    "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "load_spec", "predict", "profile",
+    "register", "registry", "spec_from_dict", "summarize", "train", "validate",
 ]

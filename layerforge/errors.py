@@ -53,6 +53,11 @@ class Issue:
         }
 
 
+def file_order(issue: Issue) -> tuple:
+    """Sort key: ``--set`` items first (in the order given), then by file, line and column."""
+    return (issue.origin is None, issue.file or "", issue.line or 0, issue.column or 0)
+
+
 class LayerforgeError(Exception):
     """Base of every error a user can cause. ``exit_code`` is what the CLI exits with."""
 
@@ -71,7 +76,7 @@ class SpecError(LayerforgeError):
     title = "invalid spec"
 
     def __init__(self, issues: list[Issue]) -> None:
-        self.issues = list(issues)
+        self.issues = sorted(issues, key=file_order)
         first = self.issues[0].message if self.issues else "invalid spec"
         super().__init__(first if len(self.issues) == 1 else f"{len(self.issues)} problems in the spec")
 
@@ -94,9 +99,14 @@ class ShapeError(ValueError):
 
 
 class DataError(LayerforgeError):
-    """Bad or missing data: names the file and what to fix."""
+    """Bad or missing data: names the file and what to fix. ``path`` is the spec key the problem belongs
+    to (``("data", "target")``), when there is one, so ``validate`` can point at its line."""
 
     title = "data error"
+
+    def __init__(self, message: str, hint: str | None = None, path: KeyPath | None = None) -> None:
+        super().__init__(message, hint)
+        self.path = path
 
 
 class CheckpointError(LayerforgeError):
@@ -121,3 +131,21 @@ class UsageError(LayerforgeError):
     """A bad command-line argument the parser itself could not catch."""
 
     title = "usage error"
+
+
+class LayerforgeWarning(UserWarning):
+    """Something that works but is probably not what was meant. The library warns through Python's
+    ``warnings`` module; the CLI prints each warning as a short located line."""
+
+
+class SpecWarning(LayerforgeWarning):
+    """A warning located in a spec (file:line:col), with the fix as ``issue.hint``."""
+
+    def __init__(self, issue: Issue) -> None:
+        super().__init__(issue.message)
+        self.issue = issue
+
+    def __str__(self) -> str:
+        i = self.issue
+        loc = f"{i.where()}: " + (f"{format_path(i.path)}: " if i.path else "")
+        return f"{loc}{i.message}" + (f" (hint: {i.hint})" if i.hint else "")

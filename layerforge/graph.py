@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Issue, ShapeError
+from .text import suggest
 from .layers.registry import LayerSpec, Shape
 
 if TYPE_CHECKING:
@@ -46,6 +47,18 @@ class Graph:
     @property
     def output_shapes(self) -> list[Shape]:
         return [self.shape_of(o) for o in self.outputs]
+
+    def integer_inputs(self) -> dict[str, tuple[int, int]]:
+        """Model inputs that hold integer ids, with their valid half-open range: the narrowest over the
+        layers that read the input (each layer says so through ``LayerSpec.id_range``)."""
+        out: dict[str, tuple[int, int]] = {}
+        for n in self.nodes:
+            for i, ref in enumerate(n.inputs):
+                r = n.layer.id_range(i) if ref in self.inputs else None
+                if r is not None:
+                    lo, hi = out.get(ref, r)
+                    out[ref] = (max(lo, r[0]), min(hi, r[1]))
+        return out
 
 
 Locate = Callable[[tuple, str, "str | None", "str | None"], Issue]
@@ -94,8 +107,6 @@ def plan(
         else:
             for j, ref in enumerate(layer.inputs):
                 if ref not in known:
-                    from .layers.registry import suggest
-
                     hint = suggest(ref, sorted(known)) or f"known names: {', '.join(sorted(known))}"
                     issues.append(locate(at(i, "inputs", j), f"unknown input '{ref}'", hint, layer.label()))
                 elif ref == names[i]:
@@ -152,8 +163,6 @@ def plan(
     outs = outputs or [names[-1]]
     for j, o in enumerate(outs):
         if o not in known:
-            from .layers.registry import suggest
-
             issues.append(locate(("model", "outputs") if outputs and len(outputs) == 1 else ("model", "outputs", j),
                                  f"unknown output '{o}'", suggest(o, sorted(known)), None))
     if issues:
@@ -223,7 +232,24 @@ def graph_module_class():
     return _CLASS
 
 
+def param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
+    """Per layer: (parameters, trainable parameters, buffer elements), built on the meta device (nothing
+    is allocated)."""
+    import torch
+
+    out: dict[str, tuple[int, int, int]] = {}
+    with torch.device("meta"):
+        for n in graph.nodes:
+            m = n.layer.build(n.in_shapes)
+            total = sum(p.numel() for p in m.parameters())
+            train = sum(p.numel() for p in m.parameters() if p.requires_grad)
+            bufs = sum(b.numel() for b in m.buffers())
+            out[n.name] = (total, train, bufs)
+    return out
+
+
 def build_module(graph: Graph) -> "nn.Module":
-    """Build every layer for its inferred input shapes and wire them into one module."""
+    """Build every layer for its inferred input shapes and wire them into one module (unseeded: the front
+    door's :func:`layerforge.build.module` seeds first)."""
     modules = {n.name: n.layer.build(n.in_shapes) for n in graph.nodes}
     return graph_module_class()(graph, modules)

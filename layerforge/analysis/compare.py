@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import UsageError
 from .profiler import profile_model
 from .report import ProfileReport, SweepResult
 from .run import Event, conditions, make_run, resolve_device, resolve_settings, run_conditions
@@ -33,19 +34,17 @@ def profile_configs(
     on_event: Event | None = None,
 ) -> ProfileReport:
     """Profile every config. ``settings`` are command-line values over the first spec's ``profile:``
-    section (None = not given); ``overrides`` are ``--set`` items applied to every spec; ``sweep`` is
-    ``KEY=V1,V2,...`` (per-layer timing off unless ``settings["per_layer"]`` says otherwise); ``plot`` is
-    where the sweep's PNG goes."""
-    import torch
-
-    from ..graph import build_module
-    from ..spec import load_spec
+    section (None = not given; ``batch_sizes`` may be a string such as ``"1,32,256"``; a ``min_run_time``
+    without ``max_run_time`` allows up to 20 times as long); ``overrides`` are ``--set`` items applied to
+    every spec; ``sweep`` is ``KEY=V1,V2,...`` (per-layer timing off unless ``settings["per_layer"]`` says
+    otherwise); ``plot`` is where the sweep's PNG goes (:func:`default_plot_path` is the CLI's default)."""
+    from ..build import load, module
 
     ev: Callable[[str], None] = on_event or (lambda _m: None)
     sets = list(overrides or [])
-    loaded = [(Path(c), *load_spec(c, sets, plugins or [])) for c in configs]
+    loaded = [(Path(c), *load(c, sets, plugins or [])) for c in configs]
     base = loaded[0][1].profile
-    given = dict(settings or {})
+    given = normalize_settings(settings)
     if sweep and given.get("per_layer") is None:
         given["per_layer"] = False  # a sweep compares whole models; per-layer timing would multiply its time
     s = resolve_settings(base, given, quick=quick)
@@ -72,9 +71,8 @@ def profile_configs(
         results = []
         points = []
         for job in jobs:
-            torch.manual_seed(job.spec.seed)
             ev(job.name)
-            cfg = profile_model(build_module(job.graph), job.graph, run, name=job.name, source=str(job.path),
+            cfg = profile_model(module(job.spec, job.graph), job.graph, run, name=job.name, source=str(job.path),
                                 overrides=job.overrides)
             results.append(cfg)
             if key:
@@ -92,6 +90,32 @@ def profile_configs(
     return report
 
 
+def parse_batch_sizes(text: str) -> list[int]:
+    """``"1,32,256"`` → [1, 32, 256]; anything else is a UsageError."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--batch-sizes '{text}' must be positive integers separated by commas",
+                         hint="e.g. --batch-sizes 1,32,256")
+    return [int(p) for p in parts]
+
+
+def normalize_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Settings as the command line gives them → the ``profile:`` keys: batch sizes from a string, and a
+    time budget that follows ``min_run_time`` (at most 20 times as long, at least 2 s)."""
+    given = dict(settings or {})
+    if isinstance(given.get("batch_sizes"), str):
+        given["batch_sizes"] = parse_batch_sizes(given["batch_sizes"])
+    if given.get("min_run_time") is not None and given.get("max_run_time") is None:
+        given["max_run_time"] = max(given["min_run_time"] * 20, 2.0)
+    return given
+
+
+def default_plot_path(sweep: str) -> Path:
+    """Where a sweep's plot goes unless told: ``profile-sweep-<key>.png`` in the current directory."""
+    key = sweep.partition("=")[0].strip() or "value"
+    return Path(f"profile-sweep-{''.join(c if c.isalnum() else '_' for c in key)}.png")
+
+
 @dataclass
 class _Job:
     path: Path
@@ -106,11 +130,11 @@ class _Job:
 def _load_swept(path: Path, sets: list[str], extra: list[str], plugins: list[str], key: str, value: str
                 ) -> tuple["Spec", "Graph"]:
     """Load a config with a sweep value; errors name the ``--sweep`` value rather than a ``--set``."""
+    from ..build import load
     from ..errors import SpecError
-    from ..spec import load_spec
 
     try:
-        return load_spec(path, sets + extra, plugins)
+        return load(path, sets + extra, plugins)
     except SpecError as e:
         for issue in e.issues:
             item = (issue.origin or "").removeprefix("--set ")

@@ -15,11 +15,11 @@ import copy
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..errors import UsageError
+from ..graph import param_counts
 from .layer_timing import LayerTimes, tensors_of, time_layers
 from .memory import MemorySplit, analytic_memory, optimizer_state_bytes, tensor_bytes, track
 from .report import BatchProfile, ConfigProfile, MemoryReport
 from .run import Run, conditions, make_run, resolve_device, resolve_settings, run_conditions
-from .summary import layer_param_counts
 from .timing import measure, time_once
 from .verdict import batch_bound, layer_profile, set_shares, sum_check, verdict
 
@@ -36,25 +36,17 @@ __all__ = ["Run", "conditions", "loss_of", "make_inputs", "make_optimizer", "mak
 # ---------------------------------------------------------------------------------------------
 # Inputs, loss, optimizer
 # ---------------------------------------------------------------------------------------------
-def _vocab(layer: Any) -> int:
-    for attr in ("input_dim", "num_embeddings", "vocab_size"):
-        v = getattr(layer, attr, None)
-        if isinstance(v, int) and v > 0:
-            return v
-    return 2
-
-
 def make_inputs(graph: "Graph", batch: int, device: str, seed: int = 0) -> list["torch.Tensor"]:
-    """Random inputs, one per model input: integer ids in [0, input_dim) when the first layer reading the
-    input takes ids (``integer_input``, e.g. embedding), standard normal values otherwise."""
+    """Random inputs, one per model input: integer ids drawn from the valid range of the layers reading the
+    input (``LayerSpec.id_range``, e.g. an embedding's [0, input_dim)), standard normal values otherwise."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
+    ids = graph.integer_inputs()
     out = []
     for name, shape in graph.inputs.items():
-        consumer = next((n for n in graph.nodes if name in n.inputs), None)
-        if consumer is not None and type(consumer.layer).integer_input:
-            x = torch.randint(0, _vocab(consumer.layer), (batch, *shape), generator=g)
+        if name in ids:
+            x = torch.randint(*ids[name], (batch, *shape), generator=g)
         else:
             x = torch.randn(batch, *shape, generator=g)
         out.append(x.to(device))
@@ -84,7 +76,7 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
     import torch
 
     s = run.settings
-    counts = layer_param_counts(graph)
+    counts = param_counts(graph)
     params = sum(c[0] for c in counts.values())
     trainable = sum(c[1] for c in counts.values())
     buffers = sum(c[2] for c in counts.values())
@@ -102,7 +94,7 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
         want_train = False
         cfg.notes.append("no trainable parameters: the training step is not measured")
     opt = make_optimizer(s.optimizer, [p for p in work.parameters() if p.requires_grad]) if want_train else None
-    scaler = torch.amp.GradScaler("cuda") if (want_train and s.dtype == "fp16") else None
+    scaler = run.scaler() if want_train else None
 
     for bs in s.batch_sizes:
         run.on_event(f"{name}: batch {bs}")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import platform
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
 
 from ..errors import UsageError
 from .machine import Machine, measure_machine
 from .profile_schema import ProfileSpec
 from .timing import TimingSettings, synchronizer
+
+if TYPE_CHECKING:
+    import torch
 
 Event = Callable[[str], None]
 LOSS = "Σ over float outputs of mean(output²) (a stand-in loss: elementwise, negligible cost)"
@@ -46,12 +49,21 @@ class Run:
         return 4 if self.settings.dtype == "fp32" else 2
 
     def autocast(self) -> ContextManager[None]:
-        import torch
+        from ..runtime import autocast_factory
 
-        if self.settings.dtype == "fp32":
-            return contextlib.nullcontext()
-        dt = torch.bfloat16 if self.settings.dtype == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=dt)
+        return autocast_factory(self.settings.dtype, _torch_device(self.device))()
+
+    def scaler(self) -> Any:
+        """A GradScaler for fp16 (CUDA), else None: the same set-up as training's."""
+        from ..runtime import make_scaler
+
+        return make_scaler(self.settings.dtype, _torch_device(self.device))
+
+
+def _torch_device(device: str) -> "torch.device":
+    import torch
+
+    return torch.device(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,19 +90,13 @@ def resolve_settings(base: ProfileSpec, overrides: dict[str, Any] | None = None,
 
 
 def resolve_device(settings: ProfileSpec) -> str:
-    import torch
+    """The profile's device as a string (``cpu`` or ``cuda:N``), checked with the dtype."""
+    from ..runtime import check_precision
+    from ..runtime import resolve_device as resolve
 
-    if settings.device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        device = settings.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda, but PyTorch sees no CUDA GPU (torch.cuda.is_available() is False)",
-                         hint="use --device cpu, or install a CUDA build of PyTorch")
-    if settings.dtype == "fp16" and device == "cpu":
-        raise UsageError("--dtype fp16 needs a CUDA GPU: CPU kernels for fp16 are slow emulations, not a "
-                         "meaningful profile", hint="use --dtype bf16 (CPU autocast) or --device cuda")
-    return "cuda:0" if device == "cuda" else "cpu"
+    device = resolve(settings.device, hint="use --device cpu, or install a CUDA build of PyTorch")
+    check_precision(settings.dtype, device, setting="--dtype")
+    return str(device)
 
 
 @contextlib.contextmanager
@@ -129,7 +135,7 @@ def make_run(settings: ProfileSpec, quick: bool = False, on_event: Event | None 
 def conditions(run: Run) -> dict[str, Any]:
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     s = run.settings
     return {

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..graph import Graph
+from ..graph import Graph, param_counts
 from ..layers.common import numel
 from ..spec.schema import Spec
 
@@ -47,23 +47,8 @@ class Summary:
         return d
 
 
-def layer_param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
-    """Per layer: (parameters, trainable parameters, buffer elements), built on the meta device."""
-    import torch
-
-    out: dict[str, tuple[int, int, int]] = {}
-    with torch.device("meta"):
-        for n in graph.nodes:
-            m = n.layer.build(n.in_shapes)
-            total = sum(p.numel() for p in m.parameters())
-            train = sum(p.numel() for p in m.parameters() if p.requires_grad)
-            bufs = sum(b.numel() for b in m.buffers())
-            out[n.name] = (total, train, bufs)
-    return out
-
-
 def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 4) -> Summary:
-    counts = layer_param_counts(graph)
+    counts = param_counts(graph)
     rows: list[LayerRow] = []
     uncounted: list[str] = []
     for n in graph.nodes:
@@ -88,10 +73,3 @@ def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 
         uncounted=uncounted,
     )
 
-
-def human_count(n: float) -> str:
-    """1234567 → '1.23M' (SI prefixes, as FLOP counts are usually shown)."""
-    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(int(n))

@@ -44,7 +44,8 @@ def sweep_overrides(key: str, value: str, spec: "Spec", graph: "Graph") -> list[
         return []
     if key != "seq_len":
         return [f"{key}={value}"]
-    seqs = [n for n, s in graph.inputs.items() if len(s) == 2 or (len(s) == 1 and _reads_ids(graph, n))]
+    ids = graph.integer_inputs()  # a rank-1 input is a sequence when it holds token ids
+    seqs = [n for n, s in graph.inputs.items() if len(s) == 2 or (len(s) == 1 and n in ids)]
     if not seqs:
         shapes = ", ".join(f"{n} {list(s)}" for n, s in graph.inputs.items())
         raise UsageError(f"--sweep seq_len: {spec.name} has no sequence input ((T, F), or (T,) token ids); its inputs: {shapes}",
@@ -52,12 +53,6 @@ def sweep_overrides(key: str, value: str, spec: "Spec", graph: "Graph") -> list[
     if isinstance(spec.model.input_shape, dict):
         return [f"model.input_shape.{n}.0={value}" for n in seqs]
     return [f"model.input_shape.0={value}"]
-
-
-def _reads_ids(graph: "Graph", name: str) -> bool:
-    """A rank-1 input is a sequence when it holds token ids (its first reader takes integers, e.g. embedding)."""
-    consumer = next((n for n in graph.nodes if name in n.inputs), None)
-    return consumer is not None and type(consumer.layer).integer_input
 
 
 def sweep_path(key: str, spec: "Spec", graph: "Graph") -> str:

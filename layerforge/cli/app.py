@@ -5,7 +5,9 @@ the library inside their functions.
 """
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -17,13 +19,13 @@ app = typer.Typer(
     name="layerforge",
     help="Try a neural-network architecture from a YAML spec: validate, inspect, train, evaluate, profile.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-STATE = {"debug": False}
+DEBUG_ENV = "LAYERFORGE_DEBUG"
 
 
 def _version(value: bool) -> None:
@@ -36,11 +38,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=f"Show the full traceback on errors (anywhere on the "
+                                        f"command line; or set {DEBUG_ENV}=1).")] = False,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ) -> None:
-    STATE["debug"] = debug
+    """(``--debug`` is taken out of the arguments by :func:`main`, so it works after a subcommand too.)"""
 
 
 # Order here is the order in --help.
@@ -49,13 +52,42 @@ for module in (train_cmd, evaluate_cmd, predict_cmd, runs_cmd, profile_cmd, insp
     module.register(app)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; typed errors become a short message and exit code 2."""
-    from ..errors import LayerforgeError
+def _hide_flag_types() -> None:
+    """Typer's help shows a type after flags (``--quiet <bool>``), which reads as if a value were needed;
+    show nothing there, as click does."""
+    from typer import core
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    shown = core.TyperOption.display_type_rich
+
+    def display_type_rich(self: core.TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
+
+def split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` out of the arguments wherever it stands (before a ``--``); also ``LAYERFORGE_DEBUG``."""
+    stop = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:stop]
+    rest = [a for i, a in enumerate(argv) if i >= stop or a != "--debug"]
+    env = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return rest, debug or env
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; typed errors become a short message and exit code 2, warnings one line each."""
+    from ..errors import LayerforgeError, LayerforgeWarning
+    from .render import show_warning
+
+    args, debug = split_debug(list(argv) if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=True)
+        with warnings.catch_warnings():  # restores the warning filters and printer afterwards
+            warnings.simplefilter("always", LayerforgeWarning)
+            warnings.showwarning = show_warning(warnings.showwarning)
+            app(args=args, standalone_mode=True, prog_name="layerforge")
     except LayerforgeError as err:
         if debug:
             raise

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import JsonOpt
+from .options import JsonOpt, PluginsOpt
 
 
 class SplitName(str, Enum):
@@ -31,13 +31,14 @@ def evaluate(
                                                  "(same format and columns as the training data).",
                                                  show_default=False)] = None,
     checkpoint: Annotated[Which, typer.Option("--checkpoint", help="best (falls back to last) or last.")] = Which.best,
+    plugins: PluginsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Evaluate a trained run: metrics table, and for classification a confusion matrix (table and PNG)."""
     from .. import evaluate as lf_evaluate
     from .render import print_json
 
-    result = lf_evaluate(run_dir, split=split.value, data=data, checkpoint=checkpoint.value)
+    result = lf_evaluate(run_dir, split=split.value, data=data, checkpoint=checkpoint.value, plugins=plugins or [])
     if json_:
         print_json(result.to_dict())
         return

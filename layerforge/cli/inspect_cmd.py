@@ -24,10 +24,10 @@ def inspect(
 ) -> None:
     """Summarise a model: each layer's output shape, parameters and forward FLOPs, with totals and memory."""
     from ..analysis.summary import summarize
-    from ..spec import load_spec
+    from ..build import load
     from .render import print_json
 
-    spec, graph = load_spec(config, set_ or [], plugins or [])
+    spec, graph = load(config, set_ or [], plugins or [])
     summary = summarize(spec, graph, batch_size)
     if format is Format.json:
         print_json(summary.to_dict())
@@ -40,8 +40,7 @@ def inspect(
 def _table(s, graph) -> None:
     from rich.table import Table
 
-    from ..analysis.summary import human_count
-    from ..spec.validate import human_bytes
+    from ..text import human_bytes, human_count
     from .render import console
 
     multi = any(len(r.inputs) > 1 for r in s.layers) or len(s.input_shape) > 1 or not _is_chain(s)
@@ -81,7 +80,7 @@ def _is_chain(s) -> bool:
 def _tree(s, graph) -> None:
     from rich.tree import Tree
 
-    from ..analysis.summary import human_count
+    from ..text import human_count
     from .render import console
 
     root = Tree(f"[bold]{s.name}[/]  {s.total_params:,} params, {human_count(s.flops)} FLOPs (batch {s.batch_size})")

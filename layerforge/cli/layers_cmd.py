@@ -16,8 +16,9 @@ def layers(
     """List every registered layer type, or show one type's documentation (formula, parameters, shapes)."""
     from ..errors import UsageError
     from ..layers.reference import doc_page, layer_parameters
-    from ..layers.registry import registry, suggest
+    from ..layers.registry import registry
     from ..plugins import load_entry_points, load_plugin_file
+    from ..text import suggest
     from .render import console, print_json, simple_table
 
     load_entry_points()

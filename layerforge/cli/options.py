@@ -9,11 +9,13 @@ import typer
 ConfigArg = Annotated[Path, typer.Argument(help="A layerforge spec (YAML).", show_default=False)]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", "-s", help="Override a spec value before validation, e.g. --set train.epochs=5 "
-                 "--set model.layers.4.units=128 (repeatable; values are YAML scalars).", show_default=False),
+    typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a spec value before validation, e.g. --set "
+                 "train.epochs=5 --set model.layers.conv1.filters=16 (layers by name or index; repeatable; values "
+                 "are YAML).", show_default=False),
 ]
 PluginsOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--plugins", help="A Python file that registers extra layer types (repeatable).", show_default=False),
+    typer.Option("--plugins", metavar="FILE", help="A Python file that registers extra layer types (repeatable).",
+                 show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]

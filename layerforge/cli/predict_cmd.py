@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .evaluate_cmd import RunArg, Which
-from .options import JsonOpt
+from .options import JsonOpt, PluginsOpt
 
 SHOW_ROWS = 20
 
@@ -21,36 +21,41 @@ def predict(
                                                    show_default=False)] = None,
     probabilities: Annotated[bool, typer.Option("--probabilities", "-p", help="Also give class probabilities.")] = False,
     checkpoint: Annotated[Which, typer.Option("--checkpoint", help="best (falls back to last) or last.")] = Which.best,
+    plugins: PluginsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Predict with a trained run: a table of the first rows, or every row to --output / --json."""
+    """Predict with a trained run: a table of the first rows, or every row to --output / --json. When the
+    input holds labels too, they are shown beside the predictions, with the accuracy."""
     from .. import predict as lf_predict
     from .render import console, print_json, simple_table
 
-    result = lf_predict(run_dir, input_, output=output, probabilities=probabilities, checkpoint=checkpoint.value)
+    result = lf_predict(run_dir, input_, output=output, probabilities=probabilities, checkpoint=checkpoint.value,
+                        plugins=plugins or [])
     if json_:
         print_json(result.to_dict(probabilities))
         return
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
     n = len(result.row_names)
-    labels = result.labels()
     flat = result.predictions.reshape(n, -1)
-    cols = ["row", "prediction"] + (["label"] if labels is not None else [])
+    true = result.targets.reshape(n, -1) if result.targets is not None else None
+    names, true_names = result.predicted_names(), result.target_names()
+    cols = ["row", "predicted"] + (["true", "✓"] if true is not None else [])
     probs = result.probabilities
     per_sample = probabilities and probs is not None and probs.ndim == (2 if result.kind == "class" else 1)
     all_probs = per_sample and result.kind == "class" and probs.shape[1] <= 4
     if all_probs:
-        names = result.class_names or [str(i) for i in range(probs.shape[1])]
-        cols += [f"p({c})" for c in names]
+        pnames = result.class_names or [str(i) for i in range(probs.shape[1])]
+        cols += [f"p({c})" for c in pnames]
     elif per_sample:
         positive = result.class_names[1] if result.class_names and len(result.class_names) == 2 else "1"
         cols.append("probability" if result.kind == "class" else f"p({positive})")
     rows = []
     for i in range(min(n, SHOW_ROWS)):
-        pred = flat[i]
-        text = _pred_text(pred, result.kind, result.class_names)
-        row = [result.row_names[i], text] + ([labels[i]] if labels is not None else [])
+        row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None)]
+        if true is not None:
+            row.append(_pred_text(true[i], result.kind, result.class_names, true_names[i] if true_names else None))
+            row.append("" if result.kind == "real" else ("✓" if (flat[i] == true[i]).all() else "✗"))
         if all_probs:
             row += [f"{p:.3f}" for p in probs[i]]
         elif per_sample:
@@ -60,11 +65,17 @@ def predict(
     console.print(simple_table(None, cols, rows))
     if n > SHOW_ROWS:
         console.print(f"... {n - SHOW_ROWS:,} more rows" + ("" if output else " (use --output FILE to write them all)"))
+    if result.accuracy is not None:
+        hits = int(round(result.accuracy * result.targets.size))
+        console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {result.targets.size:,} predictions "
+                      "match the input's labels")
     if result.output:
         console.print(f"wrote {result.output}")
 
 
-def _pred_text(pred, kind: str, class_names: list[str] | None) -> str:
+def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None) -> str:
+    if name is not None:
+        return f"{name} ({int(pred[0])})" if str(name) != str(int(pred[0])) else str(name)
     if kind == "class" and len(pred) > 1 and class_names and all(len(c) == 1 for c in class_names):
         text = "".join(class_names[int(v)] for v in pred)  # a character model: show the text
         return repr(text[:60] + ("…" if len(text) > 60 else ""))

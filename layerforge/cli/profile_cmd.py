@@ -42,17 +42,6 @@ class Optim(str, Enum):
     sgd = "sgd"
 
 
-def parse_batch_sizes(text: str) -> list[int]:
-    """``"1,32,256"`` → [1, 32, 256]; anything else is a UsageError (exit 2)."""
-    from ..errors import UsageError
-
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise UsageError(f"--batch-sizes '{text}' must be positive integers separated by commas",
-                         hint="e.g. --batch-sizes 1,32,256")
-    return [int(p) for p in parts]
-
-
 def profile(
     configs: Annotated[list[Path], typer.Argument(help="One or more specs (YAML); several are compared side by side.",
                                                   show_default=False)],
@@ -87,22 +76,16 @@ def profile(
     plugins: PluginsOpt = None,
 ) -> None:
     """Measure latency, throughput, per-layer times and memory of one or more models, beside exact FLOPs."""
-    from ..analysis.compare import profile_configs
+    from ..analysis.compare import default_plot_path, profile_configs
     from .render import err_console, print_json
 
     settings: dict[str, Any] = {
         "device": device.value if device else None, "mode": mode.value if mode else None,
         "dtype": dtype.value if dtype else None, "compile": compile_, "threads": threads,
         "optimizer": optimizer.value if optimizer else None, "min_run_time": min_run_time,
-        "batch_sizes": parse_batch_sizes(batch_sizes) if batch_sizes is not None else None,
-        "per_layer": per_layer,
+        "batch_sizes": batch_sizes, "per_layer": per_layer,
     }
-    if min_run_time is not None:
-        settings["max_run_time"] = max(min_run_time * 20, 2.0)
-    plot_path = None
-    if sweep:
-        key = sweep.partition("=")[0].strip() or "value"
-        plot_path = plot or Path(f"profile-sweep-{''.join(c if c.isalnum() else '_' for c in key)}.png")
+    plot_path = (plot or default_plot_path(sweep)) if sweep else None
     to_stdout = json_file is not None and str(json_file) == "-"
     if json_file is not None and not to_stdout and json_file.is_dir():  # fail before minutes of measuring
         from ..errors import UsageError
@@ -155,7 +138,7 @@ def fmt_stats(st: "Stats | None") -> str:
 
 
 def _bytes(n: int | None, signed: bool = False) -> str:
-    from ..spec.validate import human_bytes
+    from ..text import human_bytes
 
     if n is None:
         return "—"
@@ -201,7 +184,7 @@ def _render(r: "ProfileReport") -> None:
 
 
 def _render_config(cfg: "ConfigProfile") -> None:
-    from ..analysis.summary import human_count
+    from ..text import human_count
 
     console = _console()
 
@@ -220,7 +203,7 @@ def _render_config(cfg: "ConfigProfile") -> None:
 
 
 def _render_layers(b: "BatchProfile") -> None:
-    from ..analysis.summary import human_count
+    from ..text import human_count
     from .render import simple_table
 
     console = _console()
@@ -292,7 +275,7 @@ def _render_memory(cfg: "ConfigProfile") -> None:
 
 
 def _render_comparison(r: "ProfileReport") -> None:
-    from ..analysis.summary import human_count
+    from ..text import human_count
     from .render import simple_table
 
     console = _console()
@@ -314,7 +297,7 @@ def _render_comparison(r: "ProfileReport") -> None:
 
 
 def _render_sweep(r: "ProfileReport") -> None:
-    from ..analysis.summary import human_count
+    from ..text import human_count
     from .render import simple_table
 
     console = _console()

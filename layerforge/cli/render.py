@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -46,6 +46,35 @@ def print_error(err: Exception, max_issues: int = 20) -> None:
     hint = getattr(err, "hint", None)
     if hint:
         err_console.print(f"  [green]hint:[/] {escape(hint)}")
+
+
+def print_warning(w: Warning) -> None:
+    """One located warning line on stderr, with its fix."""
+    from ..errors import SpecWarning, format_path
+
+    if isinstance(w, SpecWarning):
+        i = w.issue
+        path = f" [cyan]{escape(format_path(i.path))}[/]" if i.path else ""
+        err_console.print(f"[bold yellow]warning[/]: [bold]{escape(i.where())}[/]{path}: {escape(i.message)}")
+        if i.hint:
+            err_console.print(f"      [green]hint:[/] {escape(i.hint)}")
+    else:
+        err_console.print(f"[bold yellow]warning[/]: {escape(str(w))}")
+
+
+def show_warning(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints layerforge's warnings with :func:`print_warning` and passes
+    any other warning to ``fallback``."""
+    from ..errors import LayerforgeWarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if isinstance(message, LayerforgeWarning):
+            print_warning(message)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def simple_table(title: str | None, columns: list[str], rows: list[list[Any]], right: set[int] | None = None) -> Table:

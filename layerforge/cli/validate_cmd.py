@@ -1,22 +1,44 @@
-"""`layerforge validate`: schema, references and shapes, without allocating weights."""
+"""`layerforge validate`: everything that can be checked from the spec, without allocating weights."""
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from .options import ConfigArg, JsonOpt, PluginsOpt, SetOpt
 
 
-def validate(config: ConfigArg, set_: SetOpt = None, plugins: PluginsOpt = None, json_: JsonOpt = False) -> None:
-    """Check a spec: YAML, schema, layer parameters, references, cycles and shapes. Exit 0 if valid, 2 if not."""
-    from ..spec import load_spec
-    from .render import console, print_json
+def validate(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    plugins: PluginsOpt = None,
+    no_data: Annotated[bool, typer.Option("--no-data", help="Do not read the data (files, columns, the first "
+                                          "samples against input_shape and the output).")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Check a spec: YAML, schema, layer parameters, references, shapes, size, the train section against the
+    model (loss, metrics, monitor) and the first samples of the data. Exit 0 if valid, 2 if not."""
+    import warnings
 
-    spec, graph = load_spec(config, set_ or [], plugins or [])
+    from ..build import load
+    from ..errors import LayerforgeWarning
+    from .render import console, print_json, print_warning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LayerforgeWarning)
+        spec, graph = load(config, set_ or [], plugins or [], check_data=not no_data)
+    found = [w.message for w in caught if isinstance(w.message, LayerforgeWarning)]
     outs = ", ".join(f"{o} {tuple(graph.shape_of(o))}" for o in graph.outputs)
+    data = "not read (--no-data)" if no_data else ("checked" if spec.data is not None else "none")
     if json_:
-        print_json({"valid": True, "file": str(config), "layers": len(graph.nodes), "outputs": graph.outputs})
-    else:
-        console.print(f"[green]✓[/] {config}: valid — {len(graph.nodes)} layers, output {outs}")
+        print_json({"valid": True, "file": str(config), "layers": len(graph.nodes), "outputs": graph.outputs,
+                    "data": data, "warnings": [w.issue.to_dict() if hasattr(w, "issue") else {"message": str(w)}
+                                               for w in found]})
+        return
+    console.print(f"[green]✓[/] {config}: valid — {len(graph.nodes)} layers, output {outs}"
+                  + (f"; data {data}" if spec.data is not None else ""))
+    for w in found:
+        print_warning(w)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 The engine uses three functions and the contract in :mod:`layerforge.data.bundle`:
 
-- :func:`load_data` (spec → :class:`DataBundle`, everything checked before training),
+- :func:`load_data` (spec + :class:`ModelFacts` → :class:`DataBundle`, everything checked before training)
+  and :func:`check_data` (the same checks on the first samples, for ``validate``),
 - :func:`load_inputs` (a file for ``predict``, with the saved transform applied) and :func:`load_split`
   (a labelled file for ``evaluate --data``),
 - :func:`transform_from_state` (rebuild the fitted transform saved in a run directory).
@@ -12,9 +13,10 @@ See docs/data.md for every source, task and error.
 from __future__ import annotations
 
 from .bundle import TASKS, DataBundle, Split, Transform
+from .fit import ModelFacts
 from .inputs import load_inputs, load_split
-from .prepare import load_data
+from .prepare import check_data, load_data
 from .transforms import Standardize, transform_from_state
 
-__all__ = ["TASKS", "DataBundle", "Split", "Standardize", "Transform", "load_data", "load_inputs", "load_split",
-           "transform_from_state"]
+__all__ = ["TASKS", "DataBundle", "ModelFacts", "Split", "Standardize", "Transform", "check_data", "load_data",
+           "load_inputs", "load_split", "transform_from_state"]

@@ -63,10 +63,6 @@ class Split:
                 sl = slice(i, i + batch_size)
                 yield (_index(self.x, sl) if isinstance(self.x, dict) else self.x[sl]), self.y[sl]
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        n = len(self)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
 
 class Transform:
     """A fitted input transform (e.g. standardisation). Identity by default.

@@ -4,7 +4,7 @@ ids, output shape) and how a source's arrays are matched to it, before any train
 Matching one input, per sample (no batch axis):
 
 1. an input read by an integer-id layer (``embedding``) gets int64 ids; values must be whole numbers
-   ≥ 0 and below the layer's ``input_dim``;
+   in the layer's id range (``LayerSpec.id_range``: [0, input_dim) for an embedding);
 2. token ids (text, copy task) meet a model input ``[T, V]`` with V = vocabulary size → one-hot floats;
 3. the shapes are equal → float32 as is;
 4. only the element count agrees (digits 1×8×8 for an MLP with ``input_shape: [64]``) → reshaped, and
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, Issue
+from ..errors import DataError
 from .raw import RawData
 
 Shape = tuple[int, ...]
@@ -27,34 +27,13 @@ Shape = tuple[int, ...]
 
 @dataclass
 class ModelFacts:
-    """What the data must fit: per-sample input shapes, integer inputs (→ id limit), output shape."""
+    """What the data must fit, per sample: the input shapes, the inputs that hold integer ids (with their
+    valid half-open range) and the single output's shape (None when there are several). Made from the
+    model's graph by the front door (:func:`layerforge.build.data_facts`); data never plans a graph."""
 
     inputs: dict[str, Shape]
-    integer: dict[str, int | None] = field(default_factory=dict)
-    output: Shape | None = None  # the single output's per-sample shape; None when unknown / several
-
-    @classmethod
-    def from_spec(cls, spec: Any) -> "ModelFacts":
-        inputs = spec.model.input_shapes()
-        facts = cls(inputs)
-        layers = [l for l in spec.model.layers if hasattr(l, "output_shape")]  # validated LayerSpecs
-        if len(layers) != len(spec.model.layers):
-            return facts
-        first = next(iter(inputs))
-        for i, layer in enumerate(layers):
-            refs = layer.inputs if layer.inputs is not None else ([first] if i == 0 else [])
-            if getattr(type(layer), "integer_input", False):
-                limit = next((getattr(layer, a) for a in ("input_dim", "num_embeddings", "vocab_size")
-                              if isinstance(getattr(layer, a, None), int)), None)
-                for r in refs:
-                    if r in inputs:
-                        facts.integer[r] = limit
-        from ..graph import plan
-
-        graph, errs = plan(inputs, layers, spec.model.output_names(), lambda p, m, h, l: Issue(m, tuple(p), h))
-        if graph is not None and not errs and len(graph.outputs) == 1:
-            facts.output = tuple(graph.output_shapes[0])
-        return facts
+    integer: dict[str, tuple[int, int]] = field(default_factory=dict)
+    output: Shape | None = None
 
     def input_label(self, name: str) -> str:
         return "model.input_shape" if len(self.inputs) == 1 else f"model.input_shape.{name}"
@@ -81,11 +60,14 @@ def fit_input(arr: np.ndarray, name: str, raw: RawData, facts: ModelFacts, notes
                                 hint="give integer ids 0..vocab-1, or remove the embedding layer for real-valued inputs")
         elif arr.dtype.kind not in "biu":
             raise DataError(f"{raw.where}: token ids must be integers, got dtype {arr.dtype}", hint="save the ids as int64")
-        if arr.size and arr.min() < 0:
-            raise DataError(f"{raw.where}: negative token id {int(arr.min())}", hint="token ids must be 0..vocab-1")
-        limit = facts.integer[name]
-        if limit is not None and arr.size and arr.max() >= limit:
-            raise DataError(f"{raw.where}: token id {int(arr.max())} is out of range for the embedding's input_dim {limit}",
+        low, high = facts.integer[name]
+        if arr.size and arr.min() < low:
+            what = "negative token id" if low == 0 else f"token id below {low}:"
+            raise DataError(f"{raw.where}: {what} {int(arr.min())}",
+                            hint=f"token ids must be 0..vocab-1 (here {low}..{high - 1})")
+        if arr.size and arr.max() >= high:
+            raise DataError(f"{raw.where}: token id {int(arr.max())} is out of range: the layer reading "
+                            f"{facts.input_label(name)} takes ids {low}..{high - 1} (for an embedding: input_dim {high})",
                             hint=f"set the embedding's input_dim to at least {int(arr.max()) + 1}"
                             + (f" (the vocabulary has {raw.vocab_size} symbols)" if raw.vocab_size else ""))
         arr = arr.astype(np.int64)

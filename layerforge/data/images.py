@@ -83,8 +83,9 @@ def load_images(files: list[Path], base: Path | None, size: tuple[int, int] | No
 
 
 def read_image_folder(root: Path, where: str, base: Path | None, size: tuple[int, int] | None,
-                      channels: int | None) -> RawData:
-    """A class-per-folder tree → x (N, C, H, W) float32 in [0, 1], y class names."""
+                      channels: int | None, limit: int | None = None) -> RawData:
+    """A class-per-folder tree → x (N, C, H, W) float32 in [0, 1], y class names (``limit``: at most
+    that many images per class)."""
     files: list[Path] = []
     labels: list[str] = []
     for sub in class_folders(root, where):
@@ -92,6 +93,7 @@ def read_image_folder(root: Path, where: str, base: Path | None, size: tuple[int
         if not imgs:
             raise DataError(f"{where}: class folder '{sub.name}' holds no images ({', '.join(sorted(IMAGE_EXTS))})",
                             hint="add images to it or remove the folder")
+        imgs = imgs[:limit] if limit is not None else imgs
         files += imgs
         labels += [sub.name] * len(imgs)
     x, size, channels = load_images(files, base, size, channels, where)

@@ -26,8 +26,6 @@ from .transforms import transform_from_state
 if TYPE_CHECKING:
     import torch
 
-    from ..spec.schema import Spec
-
 
 def _read_images(path: Path, where: str, meta: dict[str, Any]) -> RawData:
     size = tuple(meta["image_size"]) if meta.get("image_size") else None
@@ -59,12 +57,13 @@ def _read_text(path: Path, where: str, meta: dict[str, Any]) -> RawData:
     return RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
 
 
-def read_input_file(path: Path, spec: "Spec", meta: dict[str, Any]) -> tuple[RawData, str]:
+def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any]) -> tuple[RawData, str]:
     """Read ``path`` in its own format, using what the training data's ``meta`` recorded."""
     where = str(path)
-    require_file(path, where, "input file")
+    require_file(path, where, "input file",
+                 relative=f"a relative path starts from the current directory ({Path.cwd()})")
     fmt = "images" if path.suffix.lower() in IMAGE_EXTS else detect_format(path, where)
-    inputs = list(spec.model.input_shapes())
+    inputs = list(facts.inputs)
     if fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":
@@ -94,9 +93,9 @@ def _encode_y(raw: RawData, meta: dict[str, Any], task: str, num_classes: int | 
     return y.astype(np.float32)
 
 
-def load_inputs(path: Path, spec: "Spec", transform_state: dict[str, Any] | None,
+def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None,
                 meta: dict[str, Any]) -> tuple[Inputs, dict[str, Any]]:
-    """Read ``path`` for prediction; returns ``(x, info)``.
+    """Read ``path`` for prediction by the model that ``facts`` describes; returns ``(x, info)``.
 
     ``x`` is a tensor (or a dict of tensors for a model with several inputs) with the saved transform
     applied. ``info`` holds ``file``, ``format``, ``num_samples``, ``row_names`` (how to find each sample:
@@ -106,8 +105,7 @@ def load_inputs(path: Path, spec: "Spec", transform_state: dict[str, Any] | None
     import torch
 
     path = Path(path)
-    raw, fmt = read_input_file(path, spec, meta)
-    facts = ModelFacts.from_spec(spec)
+    raw, fmt = read_input_file(path, facts, meta)
     match_names(raw, facts)
     for name, arr in list(raw.x.items()):
         if tuple(arr.shape) == facts.inputs[name] and fmt in ("npy", "npz"):
@@ -136,11 +134,11 @@ def load_inputs(path: Path, spec: "Spec", transform_state: dict[str, Any] | None
     return xs, info
 
 
-def load_split(path: Path, spec: "Spec", transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:
+def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:
     """A labelled file as a :class:`Split` (for ``layerforge evaluate --data FILE``)."""
-    x, info = load_inputs(path, spec, transform_state, meta)
+    x, info = load_inputs(path, facts, transform_state, meta)
     if info["y"] is None:
-        what = f"the target column '{meta['target']}'" if meta.get("target") else "targets (y)"
+        what = f"target column '{meta['target']}'" if meta.get("target") else "targets (no array y)"
         raise DataError(f"{path}: has no {what}, so it cannot be evaluated",
                         hint="include the targets, or use `layerforge predict` for unlabelled inputs")
     return Split(x, info["y"])

@@ -1,5 +1,6 @@
 """``load_data``: from a validated spec to a :class:`~layerforge.data.bundle.DataBundle`, checking
-everything that can be checked before training starts.
+everything that can be checked before training starts; ``check_data``: the same checks on the first
+samples only, for ``layerforge validate``.
 
 Order: read (or generate) → match input names → encode targets → fit inputs to the model's
 ``input_shape`` → check targets against the model's output → shuffle (seeded) and split → tensors →
@@ -7,12 +8,13 @@ fit the transform on the training split only and apply it to every split.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, KeyPath
 from .bundle import DataBundle, Split, Transform
 from .fit import ModelFacts, fit_input, match_names
 from .labels import check_output, encode_targets
@@ -21,20 +23,12 @@ from .synthetic import GENERATORS
 from .sources import Sources, check_task, read_sources, rng
 from .transforms import Standardize
 
+CHECK_ROWS = 256  # samples per file that check_data reads where a format allows reading part of it
+
 if TYPE_CHECKING:
     import torch
 
     from ..spec.schema import Spec
-
-
-def base_dir_of(spec: "Spec", base_dir: Path | None) -> Path:
-    """Relative data paths resolve against ``base_dir``, else the spec file's folder, else the cwd."""
-    if base_dir is not None:
-        return Path(base_dir)
-    src = spec.source
-    if src and not src.startswith("<"):
-        return Path(src).resolve().parent
-    return Path.cwd()
 
 
 def split_sizes(n: int, val: float, test: float, where: str) -> tuple[int, int, int]:
@@ -59,32 +53,76 @@ def _tensors(raw: RawData, idx: np.ndarray | None = None) -> tuple[dict[str, "to
     return x, torch.from_numpy(np.ascontiguousarray(pick(raw.y)))
 
 
-def load_data(spec: "Spec", base_dir: Path | None = None) -> DataBundle:
-    """Read, check and split the spec's ``data:`` section. Raises DataError naming the file and the fix."""
+@dataclass
+class _Fitted:
+    """A data block read and fitted to the model, before any split: what both load_data and check_data need."""
+
+    src: Sources
+    task: str
+    raws: list[RawData]
+    num_classes: int | None
+    class_names: list[str] | None
+    encodings: dict[str, str]
+    notes: list[str]
+
+
+def _read_and_fit(spec: "Spec", facts: ModelFacts, base: Path, limit: int | None = None) -> _Fitted:
+    """Read (or generate), match input names, encode targets, fit each input to ``input_shape`` and the
+    targets to the output. A DataError names the spec key it belongs to (``error.path``)."""
     ds = spec.data
-    if ds is None:
-        raise DataError("the spec has no data: section, so there is nothing to train on",
-                        hint="add e.g.\n  data:\n    dataset: digits\n(docs/data.md lists every source)")
-    base = base_dir_of(spec, base_dir)
-    facts = ModelFacts.from_spec(spec)
-    src: Sources = read_sources(ds, spec.seed, base, facts)
+    assert ds is not None
+    src: Sources = read_sources(ds, spec.seed, base, facts, limit)
     main = src.main
-    where = main.where
-    task = check_task(ds.task, src.tasks, where)
+    task = check_task(ds.task, src.tasks, main.where)
     raws = [r for r in (main, src.val, src.test) if r is not None]
     notes: list[str] = []
-
     for r in raws:
-        match_names(r, facts)
-    ys, num_classes, class_names = encode_targets(raws, task, ds.num_classes, main.class_names)
+        _at(("model", "input_shape"), match_names, r, facts)
+    ys, num_classes, class_names = _at(("data",), encode_targets, raws, task, ds.num_classes, main.class_names)
     for r, y in zip(raws, ys):
         r.y = y
     encodings: dict[str, str] = {}
     for r in raws:
         for name in list(r.x):
-            r.x[name], encodings[name] = fit_input(r.x[name], name, r, facts, notes if r is main else [])
+            r.x[name], encodings[name] = _at(("model", "input_shape"), fit_input, r.x[name], name, r, facts,
+                                             notes if r is main else [])
             check_finite(r.x[name], r.where, "the inputs" if len(r.x) == 1 else f"input '{name}'", rows=r)
-    num_classes = check_output(facts, task, num_classes, main.y, where, notes)
+    num_classes = _at(("model", "outputs"), check_output, facts, task, num_classes, main.y, main.where, notes)
+    return _Fitted(src, task, raws, num_classes, class_names, encodings, notes)
+
+
+def _at(path: KeyPath, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn``; a DataError it raises without a spec key gets ``path``."""
+    try:
+        return fn(*args)
+    except DataError as e:
+        e.path = e.path or path
+        raise
+
+
+def check_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None, limit: int = CHECK_ROWS) -> list[str]:
+    """What ``validate`` checks of the data without loading all of it: the files exist, the named columns
+    and arrays exist, the first ``limit`` samples fit ``model.input_shape`` and their targets fit the
+    model's output. Raises a DataError whose ``path`` is the spec key to fix; returns the notes (reshapes,
+    encodings) training would print."""
+    if spec.data is None:
+        return []
+    return _read_and_fit(spec, facts, Path(base_dir) if base_dir is not None else spec.base_dir, limit).notes
+
+
+def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> DataBundle:
+    """Read, check and split the spec's ``data:`` section for the model described by ``facts``
+    (:func:`layerforge.build.data_facts`). Relative paths start at ``base_dir``, else ``spec.base_dir``.
+    Raises DataError naming the file and the fix."""
+    ds = spec.data
+    if ds is None:
+        raise DataError("the spec has no data: section, so there is nothing to train on",
+                        hint="add e.g.\n  data:\n    dataset: digits\n(docs/data.md lists every source)")
+    fitted = _read_and_fit(spec, facts, Path(base_dir) if base_dir is not None else spec.base_dir)
+    src, task, notes, encodings = fitted.src, fitted.task, fitted.notes, fitted.encodings
+    num_classes, class_names = fitted.num_classes, fitted.class_names
+    main = src.main
+    where = main.where
     if num_classes is not None and class_names is not None and len(class_names) < num_classes:
         class_names = class_names + [str(i) for i in range(len(class_names), num_classes)]
 

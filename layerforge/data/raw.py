@@ -39,14 +39,6 @@ class RawData:
         return f"line {i + self.row_offset}" if self.row_offset else f"sample {i}"
 
 
-def did_you_mean(word: str, choices: list[str]) -> str | None:
-    """A did-you-mean hint that also catches a difference in case only ('Y' → 'y')."""
-    from ..layers.registry import suggest
-
-    same = [c for c in choices if c.lower() == word.lower()]
-    return f"did you mean '{same[0]}'?" if same else suggest(word, choices)
-
-
 def first(x: Any) -> np.ndarray:
     return next(iter(x.values())) if isinstance(x, dict) else x
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .raw import RawData, check_finite, did_you_mean
+from ..errors import DataError, KeyPath
+from ..text import suggest
+from .raw import RawData, check_finite
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 # Whole-number targets with at most this many distinct values default to classification.
@@ -39,13 +41,17 @@ def detect_format(path: Path, where: str) -> str:
     )
 
 
-def require_file(path: Path, where: str, what: str = "data file") -> None:
+SPEC_RELATIVE = "paths in data: are relative to the spec file's folder"
+
+
+def require_file(path: Path, where: str, what: str = "data file", relative: str = SPEC_RELATIVE,
+                 key: KeyPath | None = None) -> None:
+    """Refuse a missing file, with a did-you-mean among its folder's files; ``relative`` says what a
+    relative path starts from, ``key`` which spec key named the file."""
     if not path.exists():
-        near = did_you_mean(path.name, [p.name for p in path.parent.iterdir()]) if path.parent.is_dir() else None
-        raise DataError(
-            f"{where}: {what} not found (looked for {path})",
-            hint=(near + " " if near else "") + "paths in data: are relative to the spec file's folder",
-        )
+        near = suggest(path.name, [p.name for p in path.parent.iterdir()]) if path.parent.is_dir() else None
+        raise DataError(f"{where}: {what} not found (looked for {path})",
+                        hint=(near + " " if near else "") + relative, path=key)
 
 
 def _open_text(path: Path, where: str) -> str:
@@ -79,12 +85,14 @@ def _to_float(col: list[str], name: str, where: str, row0: int) -> np.ndarray:
 
 
 def read_csv(path: Path, where: str, target: str | None, features: list[str] | None, delimiter: str | None,
-             need_target: bool = True) -> RawData:
-    """A table with a header row: feature columns → x (N, F) float, ``target`` column → y (strings)."""
+             need_target: bool = True, limit: int | None = None) -> RawData:
+    """A table with a header row: feature columns → x (N, F) float, ``target`` column → y (strings).
+    ``limit``: read only the header and that many rows (validate's quick look)."""
     text = _open_text(path, where)
     if delimiter is None:
         delimiter = "\t" if ".tsv" in path.name.lower() else ","
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = list(reader if limit is None else itertools.islice(reader, limit + 1))
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()  # trailing blank lines
     if not rows:
@@ -107,17 +115,17 @@ def read_csv(path: Path, where: str, target: str | None, features: list[str] | N
     def col_index(name: str, role: str) -> int:
         if name in header:
             return header.index(name)
-        hint = did_you_mean(name, header)
+        hint = suggest(name, header)
         raise DataError(
             f"{where}: no column '{name}' (data.{role}); the columns are: {', '.join(header)}",
-            hint=hint or f"set data.{role} to one of the column names above",
+            hint=hint or f"set data.{role} to one of the column names above", path=("data", role),
         )
 
     if target is None and need_target:
         raise DataError(
             f"{where}: data.target is not set, so layerforge does not know which column holds the labels "
             f"(columns: {', '.join(header)})",
-            hint=f"add e.g. target: {header[-1]}",
+            hint=f"add e.g. target: {header[-1]}", path=("data",),
         )
     t_idx = col_index(target, "target") if target is not None and (need_target or target in header) else None
     if features is None:
@@ -165,8 +173,10 @@ def _infer_csv_task(raw: RawData, target: str) -> None:
 
 
 # --- NPZ / NPY ------------------------------------------------------------------------------------
-def _load_npy(path: Path, where: str, data: bytes | None = None) -> np.ndarray:
+def _load_npy(path: Path, where: str, data: bytes | None = None, mmap: bool = False) -> np.ndarray:
     try:
+        if mmap and path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False, mmap_mode="r")
         return np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False)
     except ValueError as e:
         if "pickle" in str(e).lower():
@@ -190,10 +200,11 @@ def read_npz(path: Path, where: str, input_names: list[str], y_key: str | None, 
 
         def get(key: str, role: str) -> np.ndarray:
             if key not in keys:
-                hint = did_you_mean(key, keys)
+                hint = suggest(key, keys)
                 raise DataError(f"{where}: no array '{key}' ({role}); the file holds: {', '.join(keys)}",
                                 hint=hint or f"save it with np.savez(path, {key}=...)"
-                                + (" or set data.target to the target array's name" if role == "targets" else ""))
+                                + (" or set data.target to the target array's name" if role == "targets" else ""),
+                                path=("data", "target") if role == "targets" else ("data", "path"))
             try:
                 return arrays[key]
             except ValueError as e:
@@ -214,21 +225,26 @@ def read_npz(path: Path, where: str, input_names: list[str], y_key: str | None, 
     return raw
 
 
-def read_npy(path: Path, where: str, target_path: Path | None, target_where: str | None, need_target: bool = True) -> RawData:
-    """One .npy array of inputs; the targets come from a second .npy file (``data.target_path``)."""
-    x = _load_npy(path, where)
+def read_npy(path: Path, where: str, target_path: Path | None, target_where: str | None, need_target: bool = True,
+             limit: int | None = None) -> RawData:
+    """One .npy array of inputs; the targets come from a second .npy file (``data.target_path``).
+    ``limit``: only the first rows, memory-mapped (validate's quick look)."""
+    x = _load_npy(path, where, mmap=limit is not None)
     if isinstance(x, np.lib.npyio.NpzFile):
         x.close()
         raise DataError(f"{where}: is an .npz archive, not a single .npy array", hint="name the file .npz or set data.format: npz")
     y = None
     if target_path is not None:
-        require_file(target_path, target_where or str(target_path), "target file")
-        y = _load_npy(target_path, target_where or str(target_path))
+        require_file(target_path, target_where or str(target_path), "target file", key=("data", "target_path"))
+        y = _load_npy(target_path, target_where or str(target_path), mmap=limit is not None)
     elif need_target:
         raise DataError(f"{where}: a .npy file holds one array (the inputs), so the targets are missing",
                         hint="set data.target_path: labels.npy, or save both with np.savez('data.npz', x=x, y=y)")
     raw = RawData(x={"input": x}, y=y, where=where)
     _check_lengths(raw, {"input": len(x) if x.ndim else 0})
+    if limit is not None:
+        raw.x = {"input": np.asarray(x[:limit])}
+        raw.y = np.asarray(y[:limit]) if y is not None else None
     if y is not None:
         _infer_array_task(raw)
     return raw

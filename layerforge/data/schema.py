@@ -25,6 +25,14 @@ DATASETS: dict[str, str] = {
     "parity": "Parity: is the number of ones in a bit sequence odd? (sequence classification)",
 }
 
+# The task each built-in dataset gives by default (torch-free, so validate can check the train section
+# against it; a test keeps it equal to what the readers and generators produce).
+DATASET_TASKS: dict[str, str] = {
+    "digits": "classification", "iris": "classification", "wine": "classification", "breast_cancer": "classification",
+    "shakespeare": "language_model", "adding": "regression", "copy": "sequence", "sine": "regression",
+    "parity": "sequence_classification",
+}
+
 TaskName = Literal["classification", "regression", "sequence_classification", "sequence", "language_model"]
 FormatName = Literal["auto", "csv", "npz", "npy", "images", "text"]
 
@@ -95,7 +103,7 @@ class DataSpec(BaseModel):
     def _known_dataset(cls, v: str | None) -> str | None:
         if v is None or v in DATASETS:
             return v
-        from ..layers.registry import suggest
+        from ..text import suggest
 
         hint = suggest(v, list(DATASETS))
         raise ValueError(

@@ -87,13 +87,15 @@ def _text_sources(texts: list[tuple[str, str]], ds: DataSpec, facts: ModelFacts,
                    {"vocab": vocab, "seq_len": seq_len, "characters": sum(len(t) for t, _ in texts)})
 
 
-def _generator(ds: DataSpec, seed: int, facts: ModelFacts) -> Sources:
+def _generator(ds: DataSpec, seed: int, facts: ModelFacts, limit: int | None = None) -> Sources:
     name = ds.dataset
     assert name is not None
     gen = synthetic.GENERATORS[name]
     task = check_task(ds.task, gen.tasks, f"dataset '{name}'")
     seq_len = default_seq_len(ds, facts, gen.seq_len)
     n = ds.num_samples or gen.num_samples
+    if limit is not None:
+        n = min(n, limit)
     copy_len = ds.copy_len or 5
     noise = 0.1 if ds.noise is None else ds.noise
     where = f"dataset '{name}'"
@@ -120,27 +122,30 @@ def _resolve(base: Path, p: str) -> Path:
 
 
 def read_file(path: Path, fmt: str, ds: DataSpec, facts: ModelFacts, base: Path, features: list[str] | None,
-              target_path: Path | None = None) -> RawData:
+              target_path: Path | None = None, limit: int | None = None) -> RawData:
     """One user file (main, val or test) in format ``fmt`` (not text; see :func:`read_sources`)."""
     where = display(path, base)
     if fmt == "csv":
-        return read_csv(path, where, ds.target, features, ds.delimiter)
+        return read_csv(path, where, ds.target, features, ds.delimiter, limit=limit)
     if fmt == "npz":
         return read_npz(path, where, list(facts.inputs), ds.target)
     if fmt == "npy":
-        return read_npy(path, where, target_path, display(target_path, base) if target_path else None)
+        return read_npy(path, where, target_path, display(target_path, base) if target_path else None, limit=limit)
     if fmt == "images":
         if not path.is_dir():
-            raise DataError(f"{where}: format images needs a folder with one sub-folder per class", hint="point data.path at the folder")
+            raise DataError(f"{where}: format images needs a folder with one sub-folder per class",
+                            hint="point data.path at the folder", path=("data", "path"))
         size, channels = image_target(ds, facts)
-        return read_image_folder(path, where, base, size, channels)
+        return read_image_folder(path, where, base, size, channels, limit=limit)
     raise AssertionError(fmt)
 
 
-def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts) -> Sources:
-    """Read every file (or generate) for the data block ``ds``."""
+def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts, limit: int | None = None) -> Sources:
+    """Read every file (or generate) for the data block ``ds``. ``limit``: at most about that many samples
+    per file where a format allows reading part of it (CSV rows, .npy rows, images per class,
+    generated sequences), for validate's quick look."""
     if ds.dataset in synthetic.GENERATORS:
-        return _generator(ds, seed, facts)
+        return _generator(ds, seed, facts, limit)
     if ds.dataset == "shakespeare":
         text, files = builtin.load_shakespeare()
         src = _text_sources([(text, "dataset 'shakespeare'")], ds, facts, "shakespeare")
@@ -160,7 +165,7 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts) -> Sour
     fmts = {}
     for key, p in paths.items():
         where = display(p, base)
-        require_file(p, f"{where} (data.{key})")
+        require_file(p, f"{where} (data.{key})", key=("data", key))
         fmts[key] = detect_format(p, where) if ds.format == "auto" else ds.format
     fmt = fmts["path"]
     if fmt == "text":
@@ -171,7 +176,7 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts) -> Sour
     if target_path is not None and fmt != "npy":
         raise DataError(f"{display(paths['path'], base)}: data.target_path is only for .npy inputs",
                         hint="for CSV name the label column with data.target; for NPZ store y in the archive")
-    main = read_file(paths["path"], fmt, ds, facts, base, ds.features, target_path)
+    main = read_file(paths["path"], fmt, ds, facts, base, ds.features, target_path, limit)
     extra: dict[str, RawData] = {}
     for key in ("val_path", "test_path"):
         if key in paths:
@@ -179,7 +184,7 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts) -> Sour
             if f == "npy":
                 raise DataError(f"{display(paths[key], base)}: a .npy file holds one array, so data.{key} has no targets",
                                 hint="save the split as .npz with x and y: np.savez('val.npz', x=x, y=y)")
-            extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"))
+            extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"), limit=limit)
     tasks = {"csv": ("classification", "regression"), "images": ("classification",)}.get(fmt, ALL_TASKS)
     src = Sources(main, extra.get("val_path"), extra.get("test_path"), fmt, tasks,
                   meta={"files": {k: str(p) for k, p in paths.items()}})

@@ -31,12 +31,6 @@ def init(device_type: str) -> None:
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
 
 
-def is_active() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank (one tiny all-reduce)."""
     import torch

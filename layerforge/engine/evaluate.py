@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..errors import UsageError
 from .losses import Head, build_loss, prepare_targets
-from .metrics import EpochStats, default_metrics
+from .metrics import EpochStats
+from .rules import default_metrics
 from .rundir import RUN, RunDir
 
 if TYPE_CHECKING:
@@ -60,15 +61,16 @@ def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_f
     return stats.compute()
 
 
-def load_trained(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunDir, Any, Any, "nn.Module", str, int | None, Path]:
-    """Open a run and build its model with the chosen checkpoint's weights (best, falling back to last)."""
-    from ..graph import build_module
+def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None
+                 ) -> tuple[RunDir, Any, Any, "nn.Module", str, int | None]:
+    """Open a run (its spec through the front door, with the recorded plugins and any extra ``plugins``)
+    and build its model with the chosen checkpoint's weights (best, falling back to last)."""
+    from ..build import module
     from . import checkpoint as ckpt
-    from .api import open_run_spec
 
     run = RunDir.open(run_dir)
-    spec, graph, base = open_run_spec(run)
-    model = build_module(graph)
+    spec, graph = run.load_spec(plugins=plugins)
+    model = module(spec, graph)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")
     which = checkpoint
@@ -76,7 +78,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best") -> tuple[RunDir,
         which = "last"
     manifest = ckpt.load_weights(getattr(run, which), model)
     model.eval()
-    return run, spec, graph, model, which, manifest.get("epoch"), base
+    return run, spec, graph, model, which, manifest.get("epoch")
 
 
 def head_of(run: RunDir) -> Head:
@@ -89,25 +91,28 @@ def head_of(run: RunDir) -> Head:
 
 
 def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None = None, checkpoint: str = "best",
-             batch_size: int | None = None, device: str = "auto", plot: bool = True) -> EvalResult:
+             batch_size: int | None = None, device: str = "auto", plot: bool = True,
+             plugins: list[str] | None = None) -> EvalResult:
     """Metrics of a trained run on its ``test`` (or ``val``) split, or on a labelled file ``data``."""
     import torch
 
+    from ..build import data_facts
     from ..data import load_data, load_split
-    from .device import resolve_device
+    from ..runtime import resolve_device
 
-    run, spec, graph, model, which, epoch, base = load_trained(run_dir, checkpoint)
+    run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins)
+    facts = data_facts(graph)
     dev = resolve_device(device)
     model.to(dev)
     info = run.read_json("data.json")
     meta = info.get("meta", {})
     if data is not None:
-        target = load_split(Path(data), spec, run.load_transform(), meta)
+        target = load_split(Path(data), facts, run.load_transform(), meta)
         name = str(data)
     else:
         if split not in ("test", "val"):
             raise UsageError(f"unknown split '{split}'", hint="use --split test or --split val")
-        bundle = load_data(spec, base)
+        bundle = load_data(spec, facts)
         target = getattr(bundle, split)
         if target is None or len(target) == 0:
             other = "val" if split == "test" else "test"
@@ -120,7 +125,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     from ..data.bundle import Split
 
     target = Split(target.x, prepare_targets(head, target.y, torch.float32)).to(dev)
-    metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head)
+    metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))
     stats = EpochStats(head, metrics, len(target), dev, loss_is_nll)

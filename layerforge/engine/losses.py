@@ -11,10 +11,10 @@ functional call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DataError, Issue, SpecError
+from ..errors import DataError, TrainingError
+from .rules import HEAD_OF_LOSS, Head, numel
 
 if TYPE_CHECKING:
     import torch
@@ -23,32 +23,7 @@ if TYPE_CHECKING:
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
-HEAD_OF_LOSS = {"cross_entropy": "class", "bce": "binary", "mse": "real", "mae": "real", "huber": "real"}
-
-
-@dataclass(frozen=True)
-class Head:
-    kind: str  # class | binary | real
-    out_shape: tuple[int, ...]  # per sample
-    num_classes: int | None  # class: C; binary: 2
-    loss: str
-
-    @property
-    def positions(self) -> int:
-        """Predictions per sample: time steps for per-step outputs (every logit for binary)."""
-        return _numel(self.out_shape if self.kind == "binary" else self.out_shape[:-1])
-
-    @property
-    def width(self) -> int:
-        """Values per position: features for real targets, 1 otherwise."""
-        return self.out_shape[-1] if self.kind == "real" else 1
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+__all__ = ["HEAD_OF_LOSS", "Head", "LossFn", "build_loss", "check_finite_or_raise", "prepare_targets", "resolve_head"]
 
 
 def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_classes: int | None,
@@ -92,15 +67,15 @@ def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_c
                             hint="check the target column, or the last layer's units")
         return Head("class", out_shape, c, loss_name)
     if kind == "binary":
-        if _numel(out_shape) != _numel(y_shape) or (out_shape[-1:] != (1,) and out_shape != y_shape):
+        if numel(out_shape) != numel(y_shape) or (out_shape[-1:] != (1,) and out_shape != y_shape):
             raise DataError(f"{out_txt}, but bce needs one logit per target (targets: {y_shape} per sample)",
                             hint="give the last layer units: 1 and no activation (bce applies the sigmoid itself)")
         if y.numel() and (float(y.min()) < 0 or float(y.max()) > 1):
             raise DataError("bce needs targets in [0, 1]", hint="use cross_entropy for more than two classes")
         return Head("binary", out_shape, 2, loss_name)
-    if _numel(out_shape) != _numel(y_shape):
-        raise DataError(f"{out_txt} ({_numel(out_shape)} values), but the targets have shape {y_shape} per sample "
-                        f"({_numel(y_shape)} values)",
+    if numel(out_shape) != numel(y_shape):
+        raise DataError(f"{out_txt} ({numel(out_shape)} values), but the targets have shape {y_shape} per sample "
+                        f"({numel(y_shape)} values)",
                         hint="make the last layer output one value per target (e.g. dense units: "
                              f"{y_shape[-1] if y_shape else 1})")
     return Head("real", out_shape, None, loss_name)
@@ -113,19 +88,6 @@ def prepare_targets(head: Head, y: "torch.Tensor", dtype: "torch.dtype") -> "tor
     if head.kind == "class":
         return y.to(torch.long)
     return y.to(dtype).reshape(y.shape[0], *head.out_shape)
-
-
-def check_loss_options(loss: "LossSpec | None", head: Head, source: str | None) -> None:
-    if loss is None:
-        return
-    if loss.class_weights is not None:
-        if head.kind != "class":
-            raise SpecError([Issue("class_weights only applies to cross_entropy", ("train", "loss", "class_weights"),
-                                   "remove class_weights", source)])
-        if len(loss.class_weights) != head.num_classes:
-            raise SpecError([Issue(f"class_weights has {len(loss.class_weights)} entries but there are "
-                                   f"{head.num_classes} classes", ("train", "loss", "class_weights"),
-                                   "give one weight per class", source)])
 
 
 def build_loss(head: Head, spec: "LossSpec | None", device: "torch.device") -> LossFn:
@@ -156,13 +118,18 @@ def build_loss(head: Head, spec: "LossSpec | None", device: "torch.device") -> L
     return lambda out, y: F.huber_loss(out, y, delta=delta)
 
 
-def output_activation_warning(graph: Any, head: Head) -> str | None:
-    """A model ending in softmax/sigmoid fed to a loss that expects logits trains badly: say so."""
-    last = graph.node(graph.outputs[0]) if graph.outputs[0] not in graph.inputs else None
-    act = getattr(last.layer, "activation", None) if last is not None else None
-    if head.kind == "class" and act in ("softmax", "log_softmax"):
-        return (f"the output layer '{last.name}' applies {act}, but cross_entropy expects raw logits "
-                "(it applies log-softmax itself); remove the activation for correct training")
-    if head.kind == "binary" and act == "sigmoid":
-        return (f"the output layer '{last.name}' applies sigmoid, but bce expects a raw logit; remove the activation")
-    return None
+def check_finite_or_raise(losses: "torch.Tensor", epoch: int, first_step: int, steps_per_epoch: int) -> None:
+    """Raise a TrainingError naming the first non-finite loss in ``losses`` (step numbers are 1-based)."""
+    import torch
+
+    bad = (~torch.isfinite(losses)).nonzero()
+    if bad.numel():
+        i = int(bad[0, 0])
+        step = first_step + i + 1
+        value = float(losses[i])
+        raise TrainingError(
+            f"the loss became {value} at epoch {epoch}, step {step} of {steps_per_epoch} "
+            f"(global step {(epoch - 1) * steps_per_epoch + step}); training stopped",
+            hint="lower optimizer.lr, add grad_clip (e.g. grad_clip: 1.0), check the data for extreme values, "
+                 "or use precision: fp32; checkpoints/last still holds the last good epoch",
+        )

@@ -10,52 +10,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Issue, SpecError
-from .losses import Head
+from .rules import CLASS_METRICS, Head
 
 if TYPE_CHECKING:
     import torch
-
-CLASS_METRICS = {"accuracy", "precision", "recall", "f1", "perplexity"}
-REAL_METRICS = {"mae", "rmse", "r2"}
-LOWER_IS_BETTER = {"loss", "mae", "rmse", "perplexity"}
-
-
-def default_metrics(task: str, head: Head) -> list[str]:
-    if head.kind == "real":
-        return ["mae", "rmse", "r2"]
-    if task == "language_model":
-        return ["accuracy", "perplexity"]
-    return ["accuracy"]
-
-
-def check_metrics(metrics: list[str], head: Head, source: str | None) -> None:
-    """Refuse metrics that do not fit the head (e.g. accuracy on real targets)."""
-    issues = []
-    for i, m in enumerate(metrics):
-        if head.kind == "real" and (m in CLASS_METRICS or m.startswith("top_")):
-            issues.append(Issue(f"metric '{m}' needs class labels, but the targets are real values ({head.loss} loss)",
-                                ("train", "metrics", i), "use mae, rmse or r2", source))
-        elif head.kind != "real" and m in REAL_METRICS:
-            issues.append(Issue(f"metric '{m}' needs real-valued targets, but this is a classification head",
-                                ("train", "metrics", i), "use accuracy, top_<k>, precision, recall, f1 or perplexity", source))
-        elif m.startswith("top_") and head.kind == "class" and int(m[4:]) > (head.num_classes or 0):
-            issues.append(Issue(f"metric '{m}' needs at least {m[4:]} classes, the model has {head.num_classes}",
-                                ("train", "metrics", i), f"use top_1 .. top_{head.num_classes}", source))
-        elif m.startswith("top_") and head.kind == "binary":
-            issues.append(Issue(f"metric '{m}' needs a multi-class head (one logit per class)", ("train", "metrics", i),
-                                "use accuracy", source))
-        elif m == "perplexity" and head.kind != "class":
-            issues.append(Issue("perplexity needs a cross_entropy head", ("train", "metrics", i), None, source))
-    if issues:
-        raise SpecError(issues)
-
-
-def mode_of(name: str) -> str:
-    """'min' or 'max' for a metric key such as val_loss or val_accuracy."""
-    base = name[4:] if name.startswith("val_") else name
-    return "min" if base in LOWER_IS_BETTER else "max"
-
 
 KEEP_OUTPUTS_BYTES = 256 << 20  # keep whole detached outputs per epoch up to this size, else only argmax/top-k hits
 

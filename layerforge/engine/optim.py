@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .metrics import mode_of
+from .rules import mode_of
 
 if TYPE_CHECKING:
     import torch

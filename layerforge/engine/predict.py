@@ -27,19 +27,32 @@ class PredictResult:
     checkpoint: str
     output: Path | None = None
     notes: list[str] = field(default_factory=list)
+    targets: "np.ndarray | None" = None  # the true labels/values, when the input file has them
+    accuracy: float | None = None  # of class predictions against ``targets``
 
-    def labels(self) -> list[Any] | None:
-        """Class names for per-sample class predictions (None otherwise)."""
-        if self.kind == "real" or self.class_names is None or self.predictions.ndim != 1:
+    def _names(self, ids: "np.ndarray | None") -> list[Any] | None:
+        if ids is None or self.kind == "real" or self.class_names is None or ids.ndim != 1:
             return None
-        return [self.class_names[int(i)] if 0 <= int(i) < len(self.class_names) else str(int(i)) for i in self.predictions]
+        return [self.class_names[int(i)] if 0 <= int(i) < len(self.class_names) else str(int(i)) for i in ids]
+
+    def predicted_names(self) -> list[Any] | None:
+        """Class names of per-sample class predictions (None otherwise)."""
+        return self._names(self.predictions)
+
+    def target_names(self) -> list[Any] | None:
+        """Class names of the input file's true labels (None without labels or names)."""
+        return self._names(self.targets)
 
     def to_dict(self, probabilities: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "checkpoint": self.checkpoint, "rows": self.row_names,
                                "predictions": self.predictions.tolist(), "output": str(self.output) if self.output else None}
-        labels = self.labels()
-        if labels is not None:
-            out["labels"] = labels
+        if (names := self.predicted_names()) is not None:
+            out["predicted_names"] = names
+        if self.targets is not None:
+            out["targets"] = self.targets.tolist()
+            if (names := self.target_names()) is not None:
+                out["target_names"] = names
+            out["accuracy"] = self.accuracy
         if probabilities and self.probabilities is not None:
             out["probabilities"] = self.probabilities.tolist()
             out["class_names"] = self.class_names
@@ -47,25 +60,29 @@ class PredictResult:
 
 
 def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = None, probabilities: bool = False,
-            checkpoint: str = "best", batch_size: int = 1024, device: str = "auto") -> PredictResult:
+            checkpoint: str = "best", batch_size: int = 1024, device: str = "auto",
+            plugins: list[str] | None = None) -> PredictResult:
     """Predict with a trained run. ``inputs``: a file (CSV, NPZ, NPY, text, images) or an array/tensor already
     shaped like the model's input (the saved transform is applied to either)."""
     import numpy as np
     import torch
 
+    from ..build import data_facts
     from ..data import load_inputs, transform_from_state
-    from .device import resolve_device
+    from ..runtime import resolve_device
 
-    run, spec, graph, model, which, _epoch, _base = load_trained(run_dir, checkpoint)
+    run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins)
     dev = resolve_device(device)
     model.to(dev)
     info = run.read_json("data.json")
     meta = info.get("meta", {})
     state = run.load_transform()
     notes: list[str] = []
+    targets = None
     if isinstance(inputs, (str, Path)):
-        x, finfo = load_inputs(Path(inputs), spec, state, meta)
+        x, finfo = load_inputs(Path(inputs), data_facts(graph), state, meta)
         rows, notes = list(finfo["row_names"]), list(finfo.get("notes", []))
+        targets = finfo["y"].numpy() if finfo.get("y") is not None else None
     else:
         x = torch.as_tensor(np.asarray(inputs)) if not isinstance(inputs, (torch.Tensor, dict)) else inputs
         x = transform_from_state(state).apply(x)
@@ -98,13 +115,19 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     if head.kind == "binary" and not class_names:
         class_names = ["0", "1"]
     result = PredictResult(head.kind, pred.numpy(), probs, class_names, rows, which, notes=notes)
+    if targets is not None:
+        result.targets = targets.reshape(result.predictions.shape) if head.kind != "real" else targets
+        if head.kind != "real":
+            result.accuracy = float((result.predictions == result.targets).mean())
     if output is not None:
         result.output = write_predictions(result, Path(output), probabilities)
     return result
 
 
 def write_predictions(result: PredictResult, path: Path, probabilities: bool) -> Path:
-    """CSV (one row per sample), NPY (predictions, or probabilities when asked) or NPZ (both)."""
+    """CSV (one row per sample: ``row``, ``predicted`` (class id or value), ``predicted_name``, and
+    ``true``/``true_name`` when the input has labels, then the probabilities), NPY (predictions, or
+    probabilities when asked) or NPZ (predictions, probabilities, targets)."""
     import numpy as np
 
     suffix = path.suffix.lower()
@@ -117,16 +140,23 @@ def write_predictions(result: PredictResult, path: Path, probabilities: bool) ->
         arrays = {"predictions": result.predictions}
         if result.probabilities is not None:
             arrays["probabilities"] = result.probabilities
+        if result.targets is not None:
+            arrays["targets"] = result.targets
         np.savez(path, **arrays)
         return path
     if suffix not in (".csv", ".tsv", ".txt"):
         raise UsageError(f"unknown output format '{path.suffix}' for {path}", hint="use .csv, .npy or .npz")
     pred = result.predictions
     flat = pred.reshape(len(pred), -1)
-    header = ["row"] + (["prediction"] if flat.shape[1] == 1 else [f"prediction_{j}" for j in range(flat.shape[1])])
-    labels = result.labels()
-    if labels is not None:
-        header.append("label")
+    header = ["row"] + (["predicted"] if flat.shape[1] == 1 else [f"predicted_{j}" for j in range(flat.shape[1])])
+    names, true_names = result.predicted_names(), result.target_names()
+    if names is not None:
+        header.append("predicted_name")
+    true = result.targets.reshape(len(pred), -1) if result.targets is not None else None
+    if true is not None:
+        header += ["true"] if true.shape[1] == 1 else [f"true_{j}" for j in range(true.shape[1])]
+        if true_names is not None:
+            header.append("true_name")
     probs = result.probabilities if probabilities else None
     pflat = None
     if probs is not None:
@@ -134,18 +164,22 @@ def write_predictions(result: PredictResult, path: Path, probabilities: bool) ->
             pflat = probs.reshape(len(probs), -1)
             header += ["probability"] if pflat.shape[1] == 1 else [f"probability_{j}" for j in range(pflat.shape[1])]
         else:
-            names = result.class_names or [str(i) for i in range(probs.shape[-1])]
+            cnames = result.class_names or [str(i) for i in range(probs.shape[-1])]
             pflat = probs.reshape(len(probs), -1)
             steps = pflat.shape[1] // probs.shape[-1]
-            header += [f"p_{n}" for n in names] if steps == 1 else [f"p{t}_{n}" for t in range(steps) for n in names]
+            header += [f"p_{n}" for n in cnames] if steps == 1 else [f"p{t}_{n}" for t in range(steps) for n in cnames]
     delim = "\t" if suffix == ".tsv" else ","
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=delim)
         w.writerow(header)
         for i, row in enumerate(result.row_names):
             vals: list[Any] = [row, *(_fmt(v) for v in flat[i])]
-            if labels is not None:
-                vals.append(labels[i])
+            if names is not None:
+                vals.append(names[i])
+            if true is not None:
+                vals += [_fmt(v) for v in true[i]]
+                if true_names is not None:
+                    vals.append(true_names[i])
             if pflat is not None:
                 vals += [f"{v:.6g}" for v in pflat[i]]
             w.writerow(vals)

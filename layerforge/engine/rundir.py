@@ -3,7 +3,8 @@
 ::
 
     runs/<name>/<timestamp>/
-      spec.yaml             the resolved spec (after --set overrides); resume reads it
+      spec.yaml             the resolved spec (after --set overrides), every plugin file pinned by path and
+                            sha256; evaluate, predict, profile and resume read it
       run.json              name, creation time, the config's folder (relative data paths), status
       environment.json      versions, device, threads
       metrics.jsonl         one JSON line per epoch, then a final line ({"final": true, ...})
@@ -18,13 +19,18 @@ import datetime as _dt
 import json
 import math
 import os
+import copy
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
 from ..errors import CheckpointError
 from .checkpoint import atomic_write_text
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..spec.schema import Spec
 
 SPEC = "spec.yaml"
 RUN = "run.json"
@@ -107,9 +113,28 @@ class RunDir:
                                   hint="give a folder made by 'layerforge train', e.g. runs/<name>/<timestamp>")
         return cls(p)
 
-    # --- files ------------------------------------------------------------------------------
-    def write_spec(self, raw: Any) -> None:
+    # --- the spec ---------------------------------------------------------------------------
+    def write_spec(self, spec: "Spec") -> None:
+        """Save the spec as validated (after ``--set``), each plugin file loaded for it (``--plugins`` and
+        ``plugins:``) pinned by absolute path and sha256, so the run reopens alone and a changed plugin is
+        noticed."""
+        raw = copy.deepcopy(spec.raw) if isinstance(spec.raw, dict) else spec.model_dump(mode="json", exclude_none=True)
+        raw.pop("plugins", None)
+        if spec.plugin_files:
+            raw = {**{k: v for k, v in raw.items() if k in ("name", "seed")},
+                   "plugins": [f.to_entry() for f in spec.plugin_files],
+                   **{k: v for k, v in raw.items() if k not in ("name", "seed")}}
         atomic_write_text(self.path / SPEC, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+
+    def load_spec(self, overrides: list[str] | None = None,
+                  plugins: list[str] | None = None) -> tuple["Spec", "Graph"]:
+        """The run's spec through the front door; relative data paths start at the original config's folder."""
+        from ..build import load
+
+        base = self.read_json(RUN).get("base_dir")
+        return load(self.path / SPEC, overrides, plugins, base_dir=base or self.path)
+
+    # --- files ------------------------------------------------------------------------------
 
     def write_json(self, name: str, data: Any) -> None:
         atomic_write_text(self.path / name, json.dumps(_clean(data), indent=2, default=str) + "\n")

@@ -6,13 +6,12 @@ located SpecError before any weight exists.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, \
     field_validator, model_validator
 
-from ..layers.registry import suggest
+from ..text import close_matches, suggest
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "step", "cosine", "one_cycle", "warmup_linear", "reduce_on_plateau")
@@ -30,9 +29,9 @@ def _name_check(kind: str, choices: tuple[str, ...], aliases: dict[str, str] | N
         name = v.strip().lower().replace("-", "_")
         name = (aliases or {}).get(name, name)
         if name not in choices:
-            close = suggest(name, list(choices) + list(aliases or {}), n=5) or ""
-            names = dict.fromkeys((aliases or {}).get(c, c) for c in re.findall(r"'([^']+)'", close))
-            hint = ("did you mean " + " or ".join(f"'{c}'" for c in list(names)[:3]) + "?") if names else None
+            close = close_matches(name, list(choices) + list(aliases or {}), n=5)
+            names = list(dict.fromkeys((aliases or {}).get(c, c) for c in close))[:3]
+            hint = ("did you mean " + " or ".join(f"'{c}'" for c in names) + "?") if names else None
             raise ValueError(f"unknown {kind} '{v}'" + (f"; {hint}" if hint else "") + f" (known: {', '.join(choices)})")
         return name
 

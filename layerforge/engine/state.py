@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
 from . import checkpoint as ckpt
-from .device import capture_rng, restore_rng
+from ..runtime import capture_rng, restore_rng
 
 if TYPE_CHECKING:
     from .trainer import Trainer

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..data.bundle import DataBundle, Split
-from ..errors import Issue, SpecError, TrainingError
-from .device import autocast_factory, check_finite_or_raise, environment, make_scaler, resolve_device, set_determinism
+from ..errors import Issue, KeyPath, SpecError, TrainingError
+from ..runtime import autocast_factory, environment, make_scaler, resolve_device, set_determinism
 from .events import Callback, RunInfo, TrainResult, overrides
-from .losses import Head, build_loss, check_loss_options, prepare_targets, resolve_head
-from .metrics import EpochStats, check_metrics, default_metrics, mode_of
+from .losses import Head, build_loss, check_finite_or_raise, prepare_targets, resolve_head
+from .metrics import EpochStats
 from .optim import Schedule, build_optimizer, set_lr
+from .rules import Problem, default_metrics, loss_problems, metric_problems, mode_of, monitor_problems
 from .rundir import ENV, RunDir
 from .state import TrainerState
 from .schema import TrainSpec
@@ -38,7 +39,7 @@ class Trainer(TrainerState):
     def __init__(self, model: "nn.Module", bundle: DataBundle, spec: TrainSpec, *, seed: int = 0, name: str = "model",
                  out_shape: tuple[int, ...] | None = None, run: RunDir | None = None,
                  callbacks: Iterable[Callback] = (), source: str | None = None, rank: int = 0, world: int = 1,
-                 device: str | None = None) -> None:
+                 device: str | None = None, locate: Callable[..., Issue] | None = None) -> None:
         import torch
 
         self.spec, self.name, self.run, self.source = spec, name, run, source
@@ -55,22 +56,22 @@ class Trainer(TrainerState):
         if out_shape is None:
             out_shape = self._probe_output_shape(bundle.train)
         self.head: Head = resolve_head(bundle.task, tuple(out_shape), bundle.train.y, bundle.num_classes, spec.loss, source)
-        check_loss_options(spec.loss, self.head, source)
         self.task = bundle.task
         self.bundle = bundle
         self.train_split = self._prepare(bundle.train)
         self.val_split = self._prepare(bundle.val) if bundle.val is not None and len(bundle.val) else None
-        self.metrics = list(spec.metrics) if spec.metrics is not None else default_metrics(bundle.task, self.head)
-        check_metrics(self.metrics, self.head, source)
+        self.metrics = list(spec.metrics) if spec.metrics is not None else default_metrics(bundle.task, self.head.kind)
+        # The spec's rules again, now with the head the data decided (validate could only guess it).
+        h = self.head
+        self._refuse(loss_problems(spec.loss, h.kind, h.out_shape, ("model", "outputs"))
+                     + metric_problems(self.metrics, h.kind, h.num_classes, h.loss)
+                     + monitor_problems(spec, self.metrics, self.val_split is not None), locate, source)
         self.loss_fn = build_loss(self.head, spec.loss, self.device)
         loss_is_nll = self.head.loss == "cross_entropy" and not (spec.loss and (spec.loss.label_smoothing or spec.loss.class_weights))
 
         es = spec.early_stopping
         self.monitor = es.monitor if es.monitor != "auto" else ("val_loss" if self.val_split is not None else "loss")
-        self._check_monitor(self.monitor, ("train", "early_stopping", "monitor"))
         self.mode = es.mode if es.mode != "auto" else mode_of(self.monitor)
-        if spec.schedule.name == "reduce_on_plateau" and spec.schedule.monitor:
-            self._check_monitor(spec.schedule.monitor, ("train", "schedule", "monitor"))
 
         self.forward = self.model
         if world > 1:
@@ -143,16 +144,14 @@ class Trainer(TrainerState):
         x = {k: as_float32(v) for k, v in split.x.items()} if isinstance(split.x, dict) else as_float32(split.x)
         return Split(x, prepare_targets(self.head, split.y, torch.float32)).to(self.device)
 
-    def _check_monitor(self, name: str, path: tuple) -> None:
-        keys = ["loss", *[m for m in self.metrics]]
-        allowed = keys + ([f"val_{k}" for k in keys] if self.val_split is not None else [])
-        if name not in allowed:
-            from ..layers.registry import suggest
-
-            hint = suggest(name, allowed) or f"choose one of: {', '.join(allowed)}"
-            if name.startswith("val_") and self.val_split is None:
-                hint = "there is no validation split: monitor a training metric such as 'loss', or add a val split"
-            raise SpecError([Issue(f"cannot monitor '{name}': it is not among this run's metrics", path, hint, self.source)])
+    @staticmethod
+    def _refuse(problems: list[Problem], locate: Callable[..., Issue] | None, source: str | None) -> None:
+        errors = [p for p in problems if not p.warning]
+        if errors:
+            at: Callable[[KeyPath, str, str | None], Issue] = (
+                (lambda path, msg, hint: locate(path, msg, hint)) if locate is not None
+                else (lambda path, msg, hint: Issue(msg, path, hint, source)))
+            raise SpecError([at(p.path, p.message, p.hint) for p in errors])
 
     def _num_batches(self, n: int, drop_last: bool) -> int:
         per = self.batch_size

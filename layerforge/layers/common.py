@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
-from .registry import suggest
+from ..text import suggest
 
 # name → FLOPs per element (see docs/flops.md). torch modules are made by `make_activation`.
 ACTIVATION_FLOPS: dict[str, int] = {

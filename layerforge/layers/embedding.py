@@ -38,10 +38,12 @@ class Embedding(LayerSpec):
 
     example = "- {type: embedding, input_dim: 100, output_dim: 16}"
     example_inputs = [(12,)]
-    integer_input = True
 
     input_dim: PositiveInt = Field(description="Vocabulary size: ids run from 0 to input_dim - 1.")
     output_dim: PositiveInt = Field(description="Size of each embedding vector.")
+
+    def id_range(self, input_index: int = 0) -> tuple[int, int]:
+        return (0, self.input_dim)
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         return (*in_shapes[0], self.output_dim)

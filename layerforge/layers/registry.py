@@ -15,10 +15,11 @@ PyTorch/Keras equivalents, YAML example); ``summary`` is its one-line descriptio
 """
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..text import suggest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -46,7 +47,6 @@ class LayerSpec(BaseModel):
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
     example: ClassVar[str] = ""  # one YAML list item, e.g. "- {type: dense, units: 64}", shown in the docs
-    integer_input: ClassVar[bool] = False  # True when the layer reads integer ids (embedding)
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
 
     # --- the contract -------------------------------------------------------------------------
@@ -62,6 +62,19 @@ class LayerSpec(BaseModel):
     def backward_flops(self, in_shapes: list[Shape], out_shape: Shape) -> int | None:
         f = self.flops(in_shapes, out_shape)
         return None if f is None else 2 * f
+
+    def id_range(self, input_index: int = 0) -> tuple[int, int] | None:
+        """For a layer that reads integer ids (an embedding): the valid ids of input ``input_index`` as a
+        half-open range ``(low, high)``. None (the default): the input holds real values. Data fitting
+        checks the ids against it; the profiler and the contract tests draw random ids from it."""
+        return None
+
+    def output_activation(self) -> str | None:
+        """The nonlinearity this layer applies last (``softmax``, ``sigmoid``, ...), or None. Used to warn
+        when the model's output layer applies what the loss applies again (softmax before cross_entropy).
+        Default: the layer's ``activation`` parameter, when it has one."""
+        act = getattr(self, "activation", None)
+        return act if isinstance(act, str) and act != "linear" else None
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:
@@ -107,17 +120,10 @@ def registry() -> dict[str, type[LayerSpec]]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def suggest(word: str, choices: list[str] | Any, n: int = 3) -> str | None:
-    """A "did you mean" hint for ``word`` among ``choices``, or None."""
-    close = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.6)
-    if not close:
-        return None
-    return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-
-
 def get_layer_type(name: str) -> type[LayerSpec]:
-    """Look up a type by name; raises KeyError with a did-you-mean message."""
+    """Look up a type by name; an unknown name raises KeyError with a did-you-mean message."""
     reg = registry()
     if name in reg:
         return reg[name]
-    raise KeyError(name)
+    hint = suggest(name, reg)
+    raise KeyError(f"unknown layer type '{name}'" + (f"; {hint}" if hint else "") + " ('layerforge layers' lists every type)")

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import Issue, KeyPath, SpecError, format_path
+from ..errors import Issue, KeyPath, PathPart, SpecError, format_path
+from ..text import suggest
 
 
 @dataclass
@@ -99,6 +100,9 @@ def load_yaml_text(text: str, file: str = "<string>") -> tuple[Any, Marks]:
         hint = "fix the YAML syntax (indentation, a missing ':' or quote)"
         if "duplicate key" in msg:
             hint = "remove or rename one of the two entries"
+        elif "'\\t'" in msg:  # PyYAML: "found character '\t' that cannot start any token"
+            msg = "tabs are not allowed in YAML (a tab character is here)"
+            hint = "indent and separate with spaces instead of tabs (most editors can convert tabs to spaces)"
         raise SpecError([
             Issue(f"YAML: {msg}", (), hint, file, mark.line + 1 if mark else None, mark.column + 1 if mark else None)
         ]) from None
@@ -143,23 +147,42 @@ def parse_override(item: str) -> tuple[KeyPath, Any]:
     return tuple(parts), value
 
 
+def _list_index(items: list, part: PathPart, at: KeyPath, origin: str) -> int:
+    """A list entry by index, or by name for lists of named mappings (``model.layers.logits``)."""
+    if isinstance(part, int):
+        if not -len(items) <= part < len(items):
+            raise SpecError([Issue(f"index {part} is out of range: {format_path(at)} has {len(items)} entries",
+                                   (*at, part), "use an index from 0, or a layer's name", origin=origin)])
+        return part % len(items)
+    names = [e.get("name") for e in items if isinstance(e, dict)]
+    for i, entry in enumerate(items):
+        if isinstance(entry, dict) and entry.get("name") == part:
+            return i
+    known = [n for n in names if isinstance(n, str)]
+    hint = suggest(part, known) or (f"the names are: {', '.join(known)}; or use an index from 0" if known
+                                    else "no entry has a name: use an index from 0")
+    raise SpecError([Issue(f"no entry named '{part}' in {format_path(at)}", (*at, part), hint, origin=origin)])
+
+
 def apply_overrides(data: Any, overrides: list[str], marks: Marks) -> Any:
-    """Apply ``--set`` overrides in order; intermediate mappings are created where missing."""
+    """Apply ``--set`` overrides in order; intermediate mappings are created where missing. List entries
+    are addressed by index or, for named entries such as layers, by name: ``model.layers.logits.units=12``."""
     for item in overrides or []:
         path, value = parse_override(item)
         origin = f"--set {item}"
         if not isinstance(data, dict):
             data = {}
         node: Any = data
+        resolved: list[PathPart] = []  # the path with names turned into indices (what errors point at)
         for i, part in enumerate(path[:-1]):
             nxt = path[i + 1]
             if isinstance(node, list):
-                if not isinstance(part, int) or not -len(node) <= part < len(node):
-                    raise SpecError([Issue(
-                        f"index {part} is out of range: {format_path(path[:i])} has {len(node)} entries",
-                        path[: i + 1], "use an index from 0", origin=origin)])
+                part = _list_index(node, part, tuple(resolved), origin)
+                resolved.append(part)
                 node = node[part]
-            elif isinstance(node, dict):
+                continue
+            resolved.append(part)
+            if isinstance(node, dict):
                 if part not in node or node[part] is None:
                     node[part] = [] if isinstance(nxt, int) else {}
                 node = node[part]
@@ -168,12 +191,11 @@ def apply_overrides(data: Any, overrides: list[str], marks: Marks) -> Any:
                                        path[: i + 1], None, origin=origin)])
         last = path[-1]
         if isinstance(node, list):
-            if not isinstance(last, int) or not -len(node) <= last < len(node):
-                raise SpecError([Issue(f"index {last} is out of range ({len(node)} entries)", path, None, origin=origin)])
+            last = _list_index(node, last, tuple(resolved), origin)
             node[last] = value
         elif isinstance(node, dict):
             node[last] = value
         else:
             raise SpecError([Issue(f"{format_path(path[:-1])} is a value, it has no '{last}'", path, None, origin=origin)])
-        marks.overridden[path] = origin
+        marks.overridden[(*resolved, last)] = origin
     return data

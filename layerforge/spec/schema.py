@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator
@@ -51,14 +52,31 @@ class ModelSpec(BaseModel):
         return [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
 
 
+class PluginRef(BaseModel):
+    """A plugin file pinned to its content: a run directory's spec.yaml records each plugin this way, and
+    loading it again warns when the file's sha256 has changed since."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="The plugin file (relative to this spec, or absolute).")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="sha256 of the file's content when it was recorded.")
+
+
 class Spec(BaseModel):
-    """A whole layerforge spec. ``model.layers`` holds validated LayerSpec objects after validation."""
+    """A whole layerforge spec. ``model.layers`` holds validated LayerSpec objects after validation.
+
+    Made by the front door (:func:`layerforge.build.load`), which also remembers where the spec came
+    from: its file, the mapping it was validated from, the file positions, the plugin files loaded for
+    it and the folder its relative paths start from."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="model", description="Name of the experiment (used for run directories).")
     seed: int = Field(default=0, description="Random seed for weights, data shuffling and dropout.")
-    plugins: list[str] = Field(default_factory=list, description="Python files (relative to this spec) that register layer types.")
+    plugins: list[str | PluginRef] = Field(
+        default_factory=list, description="Python files (relative to this spec) that register layer types; "
+        "an entry may pin the content: {path: my_layers.py, sha256: ...}.")
     model: ModelSpec
     data: DataSpec | None = None
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -66,6 +84,9 @@ class Spec(BaseModel):
 
     _source: str | None = PrivateAttr(default=None)
     _raw: Any = PrivateAttr(default=None)
+    _marks: Any = PrivateAttr(default=None)
+    _plugin_files: list[Any] = PrivateAttr(default_factory=list)
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str | None:
@@ -76,3 +97,23 @@ class Spec(BaseModel):
     def raw(self) -> Any:
         """The mapping after overrides, before validation: what a run directory saves as spec.yaml."""
         return self._raw
+
+    @property
+    def marks(self) -> Any:
+        """File positions of the mapping's keys (a :class:`~layerforge.spec.loader.Marks`), for located errors."""
+        return self._marks
+
+    @property
+    def plugin_files(self) -> list[Any]:
+        """The plugin files loaded for this spec (``--plugins`` and ``plugins:``), each with its sha256."""
+        return list(self._plugin_files)
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths in the spec (data files, plugins) start from: the spec file's
+        folder (a run directory's spec: the original config's folder), else the current directory."""
+        if self._base_dir is not None:
+            return self._base_dir
+        if self._source and not self._source.startswith("<"):
+            return Path(self._source).resolve().parent
+        return Path.cwd()

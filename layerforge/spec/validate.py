@@ -1,21 +1,20 @@
-"""From a YAML file (or a dict) to a validated Spec and its shape-checked Graph.
+"""From a loaded mapping to a validated :class:`~layerforge.spec.schema.Spec` (torch-free).
 
-Every independent problem is collected into one :class:`~layerforge.errors.SpecError`: top-level
-schema errors, each layer's parameters, references, cycles, shapes, and a model too large to allocate.
+Every independent problem is collected into one :class:`~layerforge.errors.SpecError`, each located at
+its file:line:col: top-level schema errors and each layer's parameters (with did-you-mean hints). The
+graph's references and shapes are checked next by the front door (:mod:`layerforge.build`).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Issue, KeyPath, SpecError
-from ..graph import Graph, plan
-from ..layers.registry import LayerSpec, registry, suggest
-from .loader import Marks, apply_overrides, load_yaml
-from .schema import ModelSpec, Spec
+from ..layers.registry import LayerSpec, registry
+from ..text import suggest
+from .loader import Marks
+from .schema import Spec
 
 
 def _descend(data: Any, loc: tuple) -> KeyPath:
@@ -114,22 +113,10 @@ def validate_layer(raw: Any, i: int, marks: Marks) -> tuple[LayerSpec | None, li
         return None, pydantic_issues(e, raw, marks, cls, path, label)
 
 
-def load_plugins_for(raw: Any, marks: Marks, extra: list[str] | None) -> None:
-    from ..plugins import load_entry_points, load_plugin_file
-
-    load_entry_points()
-    base = Path(marks.file).parent if marks.file and not marks.file.startswith("<") else Path.cwd()
-    for p in extra or []:
-        load_plugin_file(p)
-    if isinstance(raw, dict) and isinstance(raw.get("plugins"), list):
-        for j, p in enumerate(raw["plugins"]):
-            if isinstance(p, str):
-                load_plugin_file(base / p if not Path(p).is_absolute() else p, where=marks.locate(("plugins", j), ""))
-
-
-def validate_data(raw: Any, marks: Marks, plugins: list[str] | None = None, check_size: bool = True) -> tuple[Spec, Graph]:
-    """Validate an already-loaded mapping (see :func:`load_spec`)."""
-    load_plugins_for(raw, marks, plugins)
+def validate_mapping(raw: Any, marks: Marks) -> Spec:
+    """A loaded mapping (after ``--set``) → a validated :class:`Spec` whose ``model.layers`` are LayerSpec
+    objects. Every schema and layer-parameter problem is collected into one SpecError. (The front door,
+    :func:`layerforge.build.load`, loads the plugins first and plans the graph after.)"""
     if not isinstance(raw, dict):
         raise SpecError([marks.locate((), f"a spec must be a mapping (name, model, ...), got {type(raw).__name__}",
                                       "start the file with 'model:'")])
@@ -151,77 +138,8 @@ def validate_data(raw: Any, marks: Marks, plugins: list[str] | None = None, chec
                 layers.append(layer)
     if issues or spec is None:
         raise SpecError(issues)
-
     spec.model.layers = layers
-    graph, errs = plan(spec.model.input_shapes(), layers, spec.model.output_names(),
-                       lambda path, msg, hint, layer: marks.locate(path, msg, hint, layer))
-    if errs or graph is None:
-        raise SpecError(errs)
-    if check_size:
-        check_model_size(graph, marks)
     spec._source = marks.file
     spec._raw = raw
-    return spec, graph
-
-
-def load_spec(path: str | Path, overrides: list[str] | None = None, plugins: list[str] | None = None) -> tuple[Spec, Graph]:
-    """Load, override (``--set``), validate and shape-check a spec file. Raises SpecError."""
-    raw, marks = load_yaml(path)
-    raw = apply_overrides(raw, overrides or [], marks)
-    return validate_data(raw, marks, plugins)
-
-
-def spec_from_dict(data: dict, overrides: list[str] | None = None) -> tuple[Spec, Graph]:
-    """Validate a spec given as a Python dict (no file positions in errors)."""
-    import copy
-
-    marks = Marks(file="<dict>")
-    raw = apply_overrides(copy.deepcopy(data), overrides or [], marks)
-    return validate_data(raw, marks)
-
-
-# ---------------------------------------------------------------------------------------------
-# Size check: count parameters on the meta device (nothing allocated) before building for real.
-# ---------------------------------------------------------------------------------------------
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 40
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"  # pragma: no cover
-
-
-def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
-    """Refuse a model whose parameters alone cannot fit in this machine's memory."""
-    limit = _physical_memory()
-    issues = []
-    from ..analysis.summary import layer_param_counts
-
-    counts = layer_param_counts(graph)
-    total = sum(c[0] for c in counts.values()) * bytes_per_param
-    if total > limit:
-        biggest = max(graph.nodes, key=lambda n: counts[n.name][0])
-        issues.append(marks.locate(
-            ("model", "layers", biggest.index),
-            f"the model needs {human_bytes(total)} ({total:,} bytes) for its fp32 parameters alone, more than this "
-            f"machine's {human_bytes(limit)} of memory; the largest layer '{biggest.name}' has "
-            f"{counts[biggest.name][0]:,} parameters",
-            "reduce units/filters or the input size", biggest.layer.label()))
-    for n in graph.nodes:
-        from ..layers.common import numel
-
-        act = numel(n.out_shape) * bytes_per_param
-        if act > limit:
-            issues.append(marks.locate(("model", "layers", n.index),
-                                       f"one sample's output of this layer, {n.out_shape}, needs {human_bytes(act)} "
-                                       f"({act:,} bytes), more than this machine's {human_bytes(limit)}",
-                                       "reduce the layer's size or the input shape", n.layer.label()))
-    if issues:
-        raise SpecError(issues)
+    spec._marks = marks
+    return spec

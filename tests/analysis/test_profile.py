@@ -13,7 +13,7 @@ from layerforge.analysis.profile_schema import ProfileSpec
 from layerforge.analysis.profiler import make_inputs, make_run, profile_model, resolve_settings, run_conditions
 from layerforge.errors import SpecError, UsageError
 from layerforge.graph import build_module
-from layerforge.spec import load_spec
+from layerforge.build import load as load_spec
 from tests.analysis.conftest import BN, FAST, MLP
 from tests.helpers import write_spec
 

@@ -11,7 +11,7 @@ from layerforge.analysis.layer_timing import capture_inputs, time_layers
 from layerforge.analysis.memory import analytic_memory, live_activation_peak, tensor_bytes, track
 from layerforge.analysis.timing import TimingSettings, measure, summarize_samples
 from layerforge.graph import build_module
-from layerforge.spec import load_spec
+from layerforge.build import load as load_spec
 from tests.analysis.conftest import MLP
 from tests.helpers import write_spec
 

@@ -113,9 +113,21 @@ def test_predict_writes_csv_and_prints_a_table(run_dir, tmp_path, capsys):
     assert r.code == 0, r.err
     assert "predictions (2 rows" in r.out and f"wrote {out}" in r.out
     rows = out.read_text().splitlines()
-    assert rows[0].startswith("row,prediction,label,p_") and len(rows) == 3
+    assert rows[0] == "row,predicted,predicted_name,p_setosa,p_versicolor,p_virginica" and len(rows) == 3
     r = run_cli(capsys, "predict", str(run_dir), "--input", str(csv_in), "--json")
     assert len(json.loads(r.out)["predictions"]) == 2
+
+
+def test_predict_on_labelled_rows_shows_predicted_and_true_and_the_accuracy(run_dir, tmp_path, capsys):
+    csv_in = tmp_path / "labelled.csv"
+    csv_in.write_text("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm,species\n"
+                      "5.1,3.5,1.4,0.2,setosa\n6.7,3.0,5.2,2.3,virginica\n")
+    r = run_cli(capsys, "predict", str(run_dir), "--input", str(csv_in))
+    assert r.code == 0, r.err
+    header = next(l for l in r.out.splitlines() if "predicted" in l)
+    assert "true" in header and "label" not in header
+    assert "setosa" in r.out and "virginica" in r.out
+    assert re.search(r"accuracy \d\.\d{4}: \d of 2 predictions match the input's labels", r.out), r.out
 
 
 def test_runs_lists_runs_side_by_side(run_dir, capsys):

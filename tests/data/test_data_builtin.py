@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerforge.data import load_data
+from tests.data.conftest import load_data
 from layerforge.data.builtin import data_dir
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from layerforge.data import load_data, load_inputs, load_split, transform_from_state
+from layerforge.data import load_inputs, load_split, transform_from_state
+from tests.data.conftest import facts_of, load_data
 from layerforge.errors import DataError
 
 R = np.random.default_rng(0)
@@ -186,7 +187,7 @@ def test_predict_inputs_with_unknown_characters_are_refused(tmp_path, spec_of):
     spec, state, meta = _trained(tmp_path, spec_of, {"path": "c.txt"}, [4], [{"type": "embedding", "input_dim": 3, "output_dim": 2}, {"type": "dense", "units": 3}])
     (tmp_path / "p.txt").write_text("abcz ab")
     with pytest.raises(DataError) as err:
-        load_inputs(tmp_path / "p.txt", spec, state, meta)
+        load_inputs(tmp_path / "p.txt", facts_of(spec), state, meta)
     assert "p.txt" in err.value.message and "'c', 'z'" in err.value.message and "replace" in err.value.hint
 
 
@@ -195,7 +196,7 @@ def test_predict_inputs_missing_a_training_column_are_refused(tmp_path, spec_of)
     spec, state, meta = _trained(tmp_path, spec_of, {"path": "t.csv", "target": "y"}, [3], D3)
     csv("a,c", ["1,2"])(tmp_path / "p.csv")
     with pytest.raises(DataError) as err:
-        load_inputs(tmp_path / "p.csv", spec, state, meta)
+        load_inputs(tmp_path / "p.csv", facts_of(spec), state, meta)
     assert "p.csv" in err.value.message and "no column 'b'" in err.value.message
 
 
@@ -204,13 +205,13 @@ def test_predict_text_for_a_table_model_and_evaluate_without_labels_are_refused(
     spec, state, meta = _trained(tmp_path, spec_of, {"path": "t.csv", "target": "y"}, [3], D3)
     (tmp_path / "p.txt").write_text("hello")
     with pytest.raises(DataError, match="not trained on text"):
-        load_inputs(tmp_path / "p.txt", spec, state, meta)
+        load_inputs(tmp_path / "p.txt", facts_of(spec), state, meta)
     csv("a,b,c", ["1,2,3"])(tmp_path / "p.csv")
     with pytest.raises(DataError) as err:
-        load_split(tmp_path / "p.csv", spec, state, meta)
+        load_split(tmp_path / "p.csv", facts_of(spec), state, meta)
     assert "p.csv" in err.value.message and "'y'" in err.value.message and "predict" in err.value.hint
     with pytest.raises(DataError, match="not found"):
-        load_inputs(tmp_path / "missing.csv", spec, state, meta)
+        load_inputs(tmp_path / "missing.csv", facts_of(spec), state, meta)
 
 
 def test_an_unknown_saved_transform_is_refused():

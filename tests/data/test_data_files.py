@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerforge.data import load_data
+from tests.data.conftest import load_data
 
 
 def write_csv(path: Path, header: list[str], rows: list[list], sep: str = ",") -> Path:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from layerforge.data import load_data
+from tests.data.conftest import load_data
 from layerforge.data import synthetic
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from layerforge.data import Standardize, Transform, load_data, load_inputs, load_split, transform_from_state
+from layerforge.data import Standardize, Transform, load_inputs, load_split, transform_from_state
+from tests.data.conftest import facts_of, load_data
 from layerforge.data.transforms import stat_shape
 
 
@@ -77,11 +78,11 @@ def test_load_inputs_applies_the_saved_transform_to_a_csv(tmp_path, spec_of):
     state, meta = _saved(b)
     # the prediction file has the columns in another order, plus an id column, and no labels
     (tmp_path / "new.csv").write_text("id,c,b,a\n" + "".join(f"{i},{c},{bb},{a}\n" for i, (a, bb, c) in enumerate(x[:5])))
-    xp, info = load_inputs(tmp_path / "new.csv", spec, state, meta)
+    xp, info = load_inputs(tmp_path / "new.csv", facts_of(spec), state, meta)
     assert torch.allclose(xp, b.transform.apply(torch.tensor(x[:5], dtype=torch.float32)), atol=1e-5)
     assert info["y"] is None and info["num_samples"] == 5 and info["row_names"][0] == "line 2"
     # a labelled file gives encoded targets (for evaluate --data)
-    split = load_split(tmp_path / "train.csv", spec, state, meta)
+    split = load_split(tmp_path / "train.csv", facts_of(spec), state, meta)
     assert split.y.tolist() == [b.class_names.index("yes" if a > 10 else "no") for a in x[:, 0]]
 
 
@@ -92,11 +93,11 @@ def test_load_inputs_for_digits_npy_reshapes_and_standardises(tmp_path, spec_of)
     with np.load(__import__("layerforge.data.builtin", fromlist=["x"]).data_dir() / "digits.npz") as z:
         imgs = z["x"][:4].astype(np.float32)
     np.save(tmp_path / "four.npy", imgs)
-    xp, info = load_inputs(tmp_path / "four.npy", spec, state, meta)
+    xp, info = load_inputs(tmp_path / "four.npy", facts_of(spec), state, meta)
     assert xp.shape == (4, 64) and any("reshaped" in n for n in info["notes"])
     assert torch.allclose(xp, b.transform.apply(torch.from_numpy(imgs.reshape(4, 64))))
     np.save(tmp_path / "one.npy", imgs[0].reshape(64))  # one sample without a batch axis
-    one, _ = load_inputs(tmp_path / "one.npy", spec, state, meta)
+    one, _ = load_inputs(tmp_path / "one.npy", facts_of(spec), state, meta)
     assert one.shape == (1, 64) and torch.allclose(one, xp[:1])
 
 
@@ -107,7 +108,7 @@ def test_load_inputs_for_text_uses_the_training_vocabulary(tmp_path, spec_of):
     b = load_data(spec, base_dir=tmp_path)
     state, meta = _saved(b)
     (tmp_path / "p.txt").write_text("world hello")
-    xp, info = load_inputs(tmp_path / "p.txt", spec, state, meta)
+    xp, info = load_inputs(tmp_path / "p.txt", facts_of(spec), state, meta)
     vocab = meta["vocab"]
     assert xp.dtype == torch.int64 and xp.shape == (2, 5)
     assert "".join(vocab[i] for i in xp[0].tolist()) == "world" and info["y"] is not None
@@ -120,9 +121,9 @@ def test_load_inputs_for_images_uses_the_training_size(tmp_path, spec_of):
     spec = spec_of({"path": "imgs", "val": 0}, [1, 4, 4], [{"type": "flatten"}, {"type": "dense", "units": 2}])
     b = load_data(spec, base_dir=tmp_path)
     state, meta = _saved(b)
-    xp, info = load_inputs(tmp_path / "imgs" / "b" / "0.png", spec, state, meta)
+    xp, info = load_inputs(tmp_path / "imgs" / "b" / "0.png", facts_of(spec), state, meta)
     assert xp.shape == (1, 1, 4, 4) and info["row_names"] == ["0.png"]
-    folder, info = load_inputs(tmp_path / "imgs", spec, state, meta)
+    folder, info = load_inputs(tmp_path / "imgs", facts_of(spec), state, meta)
     assert folder.shape == (6, 1, 4, 4) and info["y"].tolist() == [0, 0, 0, 1, 1, 1]
 
 
@@ -133,5 +134,5 @@ def test_load_inputs_one_hot_encodes_ids_like_training(tmp_path, spec_of):
     state, meta = _saved(b)
     ids = b.train.x[:3].argmax(-1).numpy()
     np.savez(tmp_path / "ids.npz", x=ids)
-    xp, info = load_inputs(tmp_path / "ids.npz", spec, state, meta)
+    xp, info = load_inputs(tmp_path / "ids.npz", facts_of(spec), state, meta)
     assert torch.equal(xp, b.train.x[:3]) and info["y"] is None

@@ -71,7 +71,7 @@ def test_predict_applies_the_saved_transform_and_matches_the_model(trained, tmp_
     # by hand: standardise with training statistics, run the best checkpoint's model
     from layerforge.engine.evaluate import load_trained
 
-    _, _, _, model, _, _, _ = load_trained(run)
+    _, _, _, model, _, _ = load_trained(run)
     state = json.loads((run / "transform.json").read_text())
     mean = np.array(state["inputs"][""]["mean"]).reshape(state["inputs"][""]["shape"])
     std = np.array(state["inputs"][""]["std"]).reshape(state["inputs"][""]["shape"])
@@ -79,11 +79,24 @@ def test_predict_applies_the_saved_transform_and_matches_the_model(trained, tmp_
     with torch.no_grad():
         want = model(xs).argmax(1).numpy()
     assert (res.predictions == want).all()
-    assert res.labels() == [["cat", "dog", "eel"][i] for i in want]
+    assert res.predicted_names() == [["cat", "dog", "eel"][i] for i in want]
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert [r["label"] for r in rows] == res.labels()
-    assert rows[0]["row"] == "line 2" and set(rows[0]) >= {"prediction", "p_cat", "p_dog", "p_eel"}
+    assert [r["predicted_name"] for r in rows] == res.predicted_names()
+    assert [int(r["predicted"]) for r in rows] == list(want)
+    assert rows[0]["row"] == "line 2" and set(rows[0]) == {"row", "predicted", "predicted_name", "p_cat", "p_dog", "p_eel"}
+    assert res.targets is None and res.accuracy is None  # new.csv has no label column
     assert np.allclose(res.probabilities.sum(1), 1, atol=1e-5)
+
+
+def test_predict_on_a_labelled_file_shows_both_columns_and_the_accuracy(trained, tmp_path):
+    res = lf.predict(trained["run"], trained["dir"] / "labelled.csv", output=tmp_path / "p.csv")
+    truth = trained["y"][:50]
+    assert (res.targets == truth).all()
+    assert res.accuracy == pytest.approx((res.predictions == truth).mean())
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert list(rows[0]) == ["row", "predicted", "predicted_name", "true", "true_name"]
+    assert [r["true_name"] for r in rows] == [["cat", "dog", "eel"][i] for i in truth]
+    assert res.to_dict()["accuracy"] == res.accuracy
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz"])

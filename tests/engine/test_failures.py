@@ -42,7 +42,7 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 
 def test_nan_step_number_is_the_first_bad_step(tmp_path):
     """Step numbers are 1-based within the epoch; the reported step's loss is the first non-finite one."""
-    from layerforge.engine.device import check_finite_or_raise
+    from layerforge.engine.losses import check_finite_or_raise
 
     import torch
 

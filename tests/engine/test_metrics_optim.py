@@ -206,5 +206,5 @@ def test_label_smoothing_and_class_weights_change_the_loss_but_not_accuracy_sema
 
 
 def test_class_weights_need_one_weight_per_class():
-    with pytest.raises(lf.SpecError, match="class_weights has 2 entries but there are 3 classes"):
+    with pytest.raises(lf.SpecError, match="class_weights has 2 entries but the model outputs 3 classes"):
         lf.train(mlp_spec(loss={"name": "cross_entropy", "class_weights": [1, 2]}), data=class_bundle(), save=False)

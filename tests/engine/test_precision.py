@@ -23,21 +23,21 @@ class OutputDtype:
 
 def _train_recording(spec: dict, bundle, **kw):
     """Train while recording the output dtype (the hook goes on the model the trainer builds)."""
-    from layerforge.engine import api
+    from layerforge import build as door
 
     rec = OutputDtype()
-    build = api.build_for
+    module = door.module
 
-    def build_and_hook(spec_obj, graph):
-        model = build(spec_obj, graph)
+    def build_and_hook(spec_obj, graph, seed=None):
+        model = module(spec_obj, graph, seed)
         rec.hook(model)
         return model
 
-    api.build_for = build_and_hook
+    door.module = build_and_hook
     try:
         result = lf.train(spec, data=bundle, save=False, **kw)
     finally:
-        api.build_for = build
+        door.module = module
     return result, rec.dtypes
 
 

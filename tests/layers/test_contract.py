@@ -39,9 +39,11 @@ def test_built_module_matches_inferred_shape_and_backward_runs(name):
     module = layer.build(shapes)
     module.train()
     xs = []
-    for s in shapes:
-        if getattr(cls, "integer_input", False):
-            xs.append(torch.randint(0, getattr(layer, "input_dim", 2), (3, *s)))
+    for i, s in enumerate(shapes):
+        ids = layer.id_range(i)
+        if ids is not None:
+            assert ids[0] < ids[1], f"{name}: id_range({i}) is empty"
+            xs.append(torch.randint(ids[0], ids[1], (3, *s)))
         else:
             xs.append(torch.randn(3, *s, requires_grad=True))
     y = module(*xs)

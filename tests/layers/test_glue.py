@@ -102,7 +102,7 @@ def test_embedding_looks_up_rows_of_its_table():
     assert layer.output_shape([(7,)]) == (7, 8)
     assert sum(p.numel() for p in m.parameters()) == 50 * 8
     assert layer.flops([(7,)], (7, 8)) == 0
-    assert Embedding.integer_input
+    assert layer.id_range(0) == (0, 50)
 
 
 def _closed_form_pe(t: int, d: int) -> torch.Tensor:

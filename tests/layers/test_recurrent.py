@@ -9,7 +9,7 @@ from torch import nn
 
 from layerforge.errors import ShapeError, SpecError
 from layerforge.layers import get_layer_type
-from layerforge.spec.validate import spec_from_dict
+from layerforge.build import load as spec_from_dict
 
 TYPES = ["simple_rnn", "lstm", "gru"]
 TORCH = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

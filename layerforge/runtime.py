@@ -1,8 +1,10 @@
-"""Device, precision, seeding and random-state capture: everything that makes a run repeatable.
+"""Where a model runs and how repeatably: device, precision (autocast, gradient scaler), seeding,
+determinism, random-state capture and the environment record. One module, used by the engine (training,
+evaluation, prediction), by the profiler and by the front door's seeded build.
 
-A CPU run with the same seed repeats bit for bit because every source of randomness is seeded here
-(torch CPU/CUDA, Python, NumPy) and the shuffle order comes from a dedicated generator whose state is
-saved in each checkpoint with the others.
+A CPU run with the same seed repeats bit for bit because every source of randomness is seeded by
+:func:`seed_everything` (torch CPU/CUDA, Python, NumPy) and the shuffle order comes from a dedicated
+generator whose state a checkpoint saves with the others (:func:`capture_rng`).
 """
 from __future__ import annotations
 
@@ -13,39 +15,51 @@ import random
 import sys
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
-from ..errors import TrainingError, UsageError
+from ._version import __version__
+from .errors import UsageError
 
 if TYPE_CHECKING:
     import torch
 
+PRECISIONS = ("fp32", "bf16", "fp16")
 
-def resolve_device(name: str) -> "torch.device":
-    """``auto`` → cuda when available, else cpu; ``cuda[:N]`` must exist."""
+
+def resolve_device(name: str, hint: str = "use train.device: cpu (or auto), e.g. --set train.device=cpu"
+                   ) -> "torch.device":
+    """``auto`` → the first CUDA device when available, else cpu; ``cuda[:N]`` must exist. ``hint`` says
+    how to choose another device where the value came from (a spec key, a flag)."""
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise UsageError(f"device '{name}' was asked for, but this machine has no CUDA GPU (torch {torch.__version__})",
-                         hint="use train.device: cpu (or auto), e.g. --set train.device=cpu")
+                         hint=hint)
     dev = torch.device(name)
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
+    if dev.index is None:
+        return torch.device("cuda", 0)
+    if dev.index >= torch.cuda.device_count():
         raise UsageError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)",
                          hint=f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return dev
+
+
+def check_precision(precision: str, device: "torch.device", setting: str = "precision") -> None:
+    """fp16 autocast needs CUDA (CPU fp16 kernels are slow emulations); bf16 and fp32 run anywhere."""
+    if precision == "fp16" and device.type != "cuda":
+        raise UsageError(f"{setting} fp16 needs a CUDA GPU (float16 autocast with a gradient scaler)",
+                         hint="use bf16 on the CPU (autocast), or fp32")
 
 
 def autocast_factory(precision: str, device: "torch.device") -> Callable[[], ContextManager]:
     """A zero-argument factory of the forward pass's autocast context (a no-op for fp32)."""
     import torch
 
+    check_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext
-    if precision == "fp16" and device.type != "cuda":
-        raise UsageError("precision fp16 needs a CUDA GPU (float16 autocast with a gradient scaler)",
-                         hint="use precision: bf16 on CPU, or fp32")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -60,12 +74,13 @@ def make_scaler(precision: str, device: "torch.device") -> Any:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and every CUDA device), Python's ``random`` and NumPy: the one seeding function."""
     import numpy as np
     import torch
 
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.manual_seed(seed)
 
 
 def set_determinism(deterministic: bool) -> None:
@@ -118,8 +133,6 @@ def environment(device: "torch.device", precision: str) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from .. import __version__
-
     env: dict[str, Any] = {
         "layerforge": __version__,
         "python": sys.version.split()[0],
@@ -141,20 +154,3 @@ def environment(device: "torch.device", precision: str) -> dict[str, Any]:
         env["cuda_version"] = torch.version.cuda
         env["cudnn_version"] = torch.backends.cudnn.version()
     return env
-
-
-def check_finite_or_raise(losses: "torch.Tensor", epoch: int, first_step: int, steps_per_epoch: int) -> None:
-    """Raise a TrainingError naming the first non-finite loss in ``losses`` (step numbers are 1-based)."""
-    import torch
-
-    bad = (~torch.isfinite(losses)).nonzero()
-    if bad.numel():
-        i = int(bad[0, 0])
-        step = first_step + i + 1
-        value = float(losses[i])
-        raise TrainingError(
-            f"the loss became {value} at epoch {epoch}, step {step} of {steps_per_epoch} "
-            f"(global step {(epoch - 1) * steps_per_epoch + step}); training stopped",
-            hint="lower optimizer.lr, add grad_clip (e.g. grad_clip: 1.0), check the data for extreme values, "
-                 "or use precision: fp32; checkpoints/last still holds the last good epoch",
-        )

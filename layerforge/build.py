@@ -1,0 +1,237 @@
+"""The front door: from a spec to a validated Spec, its shape-checked Graph and a seeded torch module.
+
+::
+
+    path | mapping | Spec   (+ --set overrides, plugin files)
+      ── load ──▶  (Spec, Graph)   plugins loaded, schema and layer parameters, references, cycles, shapes,
+                                   the size check, the train rules (loss, metrics, monitor, output
+                                   activation) and, when asked, a quick look at the data
+      ── module ──▶ torch.nn.Module  weights drawn from the spec's seed
+
+Every command and library function that starts from a spec enters here: the ``layerforge`` facade, the
+engine (train, evaluate, predict, resume), analysis (summary, profile) and the CLI. Nothing else plans a
+graph, seeds a module or loads plugins. Problems are raised as one located :class:`SpecError`; problems
+that train but probably not as meant are :class:`SpecWarning` warnings (Python's ``warnings``).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+
+from .errors import DataError, Issue, SpecError, SpecWarning
+from .graph import Graph, build_module, param_counts, plan
+from .spec.loader import Marks, apply_overrides, load_yaml
+from .spec.schema import Spec
+from .spec.validate import validate_mapping
+from .text import human_bytes
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .data.fit import ModelFacts
+    from .plugins import PluginFile
+
+SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Spec]
+
+
+def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
+         plugins: Sequence[str | os.PathLike[str]] | None = None, *, check_data: bool = False,
+         base_dir: str | os.PathLike[str] | None = None) -> tuple[Spec, Graph]:
+    """A validated Spec and its Graph, from a YAML path, a mapping or a Spec (a Spec is validated again
+    from the mapping it came from, so ``overrides`` apply to it too).
+
+    ``overrides``: ``--set`` items (``"train.epochs=5"``, ``"model.layers.logits.units=12"``).
+    ``plugins``: extra plugin files, loaded before the spec's own ``plugins:``.
+    ``check_data``: also read the first samples of the ``data:`` section and check them against the
+    model (what ``layerforge validate`` does unless ``--no-data``). ``base_dir``: where relative data
+    paths start (default: the spec file's folder). A ``(Spec, Graph)`` pair from an earlier call is
+    returned as it is when there is nothing to apply.
+    """
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], Spec):
+        if not overrides and not plugins and not check_data and base_dir is None:
+            return source
+        source = source[0]
+    raw, marks, inherited_base = _mapping(source)
+    raw = apply_overrides(raw, list(overrides or []), marks)
+    files = load_plugins(raw, marks, plugins)
+    spec = validate_mapping(raw, marks)
+    spec._plugin_files = files
+    spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
+    graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(), marks.locate)
+    if errs or graph is None:
+        raise SpecError(errs)
+    check_model_size(graph, marks)
+    check_rules(spec, graph, marks)
+    if check_data:
+        check_spec_data(spec, graph, marks)
+    return spec, graph
+
+
+def module(spec: Spec, graph: Graph, seed: int | None = None) -> "nn.Module":
+    """The model as an ordinary ``torch.nn.Module`` (submodules named after the spec's layers), its weights
+    drawn after seeding everything with ``seed`` (default: the spec's seed): the one seeded build."""
+    from .runtime import seed_everything
+
+    seed_everything(spec.seed if seed is None else seed)
+    return build_module(graph)
+
+
+def build(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
+          plugins: Sequence[str | os.PathLike[str]] | None = None, *,
+          seed: int | None = None) -> tuple[Spec, Graph, "nn.Module"]:
+    """:func:`load` then :func:`module`: the spec, its graph and the seeded model."""
+    spec, graph = load(source, overrides, plugins)
+    return spec, graph, module(spec, graph, seed)
+
+
+def data_facts(graph: Graph) -> "ModelFacts":
+    """What the data must fit (input shapes, integer-id inputs and their ranges, the output shape), for
+    :func:`layerforge.data.load_data` and friends, which never plan a graph themselves."""
+    from .data.fit import ModelFacts
+
+    single = len(graph.outputs) == 1
+    return ModelFacts(dict(graph.inputs), graph.integer_inputs(), tuple(graph.output_shapes[0]) if single else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps of load
+# ---------------------------------------------------------------------------------------------
+def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None]:
+    """The raw mapping, its file positions and an inherited base folder, whatever the source."""
+    if isinstance(source, Spec):
+        raw = copy.deepcopy(source.raw) if isinstance(source.raw, dict) else source.model_dump(mode="json",
+                                                                                                exclude_none=True)
+        marks = copy.deepcopy(source.marks) if source.marks is not None else Marks(file=source.source or "<spec>")
+        return raw, marks, source._base_dir
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source)), Marks(file="<dict>"), None
+    if isinstance(source, (str, os.PathLike)):
+        raw, marks = load_yaml(source)
+        return raw, marks, None
+    raise TypeError(f"expected a YAML path, a mapping or a Spec, got {type(source).__name__}")
+
+
+def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None) -> list["PluginFile"]:
+    """Load entry-point plugins, then ``extra`` files, then the spec's ``plugins:`` (relative to the spec's
+    folder). A ``plugins:`` entry that pins a sha256 which no longer matches gets a warning."""
+    from .plugins import changed_since, load_entry_points, load_plugin_file
+
+    load_entry_points()
+    files = [load_plugin_file(p) for p in extra or []]
+    base = Path(marks.file).parent if marks.file and not marks.file.startswith("<") else Path.cwd()
+    entries = raw.get("plugins") if isinstance(raw, dict) else None
+    for j, entry in enumerate(entries if isinstance(entries, list) else []):
+        path, recorded = (entry, None) if isinstance(entry, str) else (
+            (entry.get("path"), entry.get("sha256")) if isinstance(entry, dict) else (None, None))
+        if not isinstance(path, str):
+            continue  # the schema reports it
+        where = marks.locate(("plugins", j), "")
+        found = load_plugin_file(path if Path(path).is_absolute() else base / path, where=where)
+        if changed_since(recorded if isinstance(recorded, str) else None, found):
+            warn(marks.locate(("plugins", j), f"plugin file {found.path} has changed since it was recorded "
+                              f"(sha256 {str(recorded)[:12]}… then, {found.sha256[:12]}… now)",
+                              "results may differ from the recorded run's; restore the file to reproduce them"))
+        files.append(found)
+    return list({f.path: f for f in files}.values())
+
+
+def warn(issue: Issue) -> None:
+    """Emit a located :class:`SpecWarning` (the CLI prints it as one line with its hint)."""
+    warnings.warn(SpecWarning(issue), stacklevel=3)
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
+    """Refuse a model whose parameters alone, or one layer's output for one sample, cannot fit in this
+    machine's memory (parameters are counted on the meta device: nothing is allocated)."""
+    from .layers.common import numel
+
+    limit = _physical_memory()
+    issues = []
+    counts = param_counts(graph)
+    total = sum(c[0] for c in counts.values()) * bytes_per_param
+    if total > limit:
+        biggest = max(graph.nodes, key=lambda n: counts[n.name][0])
+        issues.append(marks.locate(
+            ("model", "layers", biggest.index),
+            f"the model needs {human_bytes(total)} ({total:,} bytes) for its fp32 parameters alone, more than this "
+            f"machine's {human_bytes(limit)} of memory; the largest layer '{biggest.name}' has "
+            f"{counts[biggest.name][0]:,} parameters",
+            "reduce units/filters or the input size", biggest.layer.label()))
+    for n in graph.nodes:
+        act = numel(n.out_shape) * bytes_per_param
+        if act > limit:
+            issues.append(marks.locate(("model", "layers", n.index),
+                                       f"one sample's output of this layer, {n.out_shape}, needs {human_bytes(act)} "
+                                       f"({act:,} bytes), more than this machine's {human_bytes(limit)}",
+                                       "reduce the layer's size or the input shape", n.layer.label()))
+    if issues:
+        raise SpecError(issues)
+
+
+def check_rules(spec: Spec, graph: Graph, marks: Marks) -> None:
+    """The train section against the model and the data's task (see :mod:`layerforge.engine.rules`):
+    errors are raised together, warnings emitted. Runs for specs that can be trained (a ``data:`` or
+    ``train:`` section) whose model has one output."""
+    from .data.schema import DATASET_TASKS
+    from .engine import rules
+
+    if (spec.data is None and not (isinstance(spec.raw, dict) and "train" in spec.raw)) or len(graph.outputs) != 1:
+        return
+    out = graph.outputs[0]
+    if out in graph.inputs:
+        return
+    node = graph.node(out)
+    at = ("model", "layers", node.index)
+    train, data = spec.train, spec.data
+    task = (data.task or DATASET_TASKS.get(data.dataset or "")) if data is not None else None
+    kind = rules.head_kind(train.loss, task, node.out_shape)
+    has_val = None if data is None else (data.val_fraction > 0 or data.val_path is not None)
+    problems = []
+    if kind is not None:
+        n_classes = node.out_shape[-1] if kind == "class" else None
+        metrics = list(train.metrics) if train.metrics is not None else rules.default_metrics(task, kind)
+        problems += rules.loss_problems(train.loss, kind, node.out_shape, at)
+        problems += rules.metric_problems(train.metrics or [], kind, n_classes, train.loss.name if train.loss else
+                                          {"class": "cross_entropy", "binary": "bce", "real": "mse"}[kind])
+    else:  # only the data can tell the head: allow every metric a default could bring
+        metrics = list(train.metrics) if train.metrics is not None else ["accuracy", "perplexity", "mae", "rmse", "r2"]
+    problems += rules.monitor_problems(train, metrics, has_val)
+    act = node.layer.output_activation()
+    guess = kind or ("class" if act in ("softmax", "log_softmax") and task != "regression" else None)
+    activation = rules.output_activation_problem(act, guess, train.loss.name if train.loss else None, at, node.name)
+    if activation is not None:
+        problems.append(activation)
+    label = node.layer.label()
+    located = [(p, marks.locate(p.path, p.message, p.hint, label if p.path[:2] == ("model", "layers") else None))
+               for p in problems]
+    errors = [issue for p, issue in located if not p.warning]
+    if errors:
+        raise SpecError(errors)
+    for _, issue in located:
+        warn(issue)
+
+
+def check_spec_data(spec: Spec, graph: Graph, marks: Marks) -> list[str]:
+    """A quick look at the data (see :func:`layerforge.data.check_data`); a DataError becomes a SpecError
+    at the key to fix (``data.path``, ``data.target``, ``model.input_shape``, the output layer)."""
+    from .data import check_data
+
+    try:
+        return check_data(spec, data_facts(graph))
+    except DataError as e:
+        path = tuple(e.path or ("data",))
+        layer = None
+        if path == ("model", "outputs") and len(graph.outputs) == 1 and graph.outputs[0] not in graph.inputs:
+            node = graph.node(graph.outputs[0])
+            path, layer = ("model", "layers", node.index), node.layer.label()
+        raise SpecError([marks.locate(path, e.message, e.hint, layer)]) from None
