@@ -67,3 +67,16 @@ def test_every_built_in_dataset_and_key_is_documented(root):
     rows = [line.split("|")[1] for line in text.split("## Keys")[1].split("##")[0].splitlines() if line.startswith("| `")]
     for key in DataSpec.model_fields:
         assert any(f"`{key}`" in r for r in rows), f"docs/data.md's key table lacks '{key}'"
+
+
+def test_dataset_tasks_match_what_each_source_produces():
+    """validate guesses the head from DATASET_TASKS; the generators and readers must agree with it."""
+    from layerforge.data import builtin, synthetic
+    from layerforge.data.schema import DATASET_TASKS
+
+    assert set(DATASET_TASKS) == set(DATASETS)
+    for name, gen in synthetic.GENERATORS.items():
+        assert DATASET_TASKS[name] == gen.tasks[0], name
+    for name in [*builtin.TABLES, "digits"]:
+        assert DATASET_TASKS[name] == "classification", name
+    assert DATASET_TASKS["shakespeare"] == "language_model"
