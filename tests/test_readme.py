@@ -49,3 +49,22 @@ def test_main_job_runs_from_a_fresh_install(tmp_path):
     r = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert list((work / "runs").rglob("metrics.jsonl")), "the main job wrote no run directory"
+
+
+def _set_items(text: str) -> list[list[str]]:
+    """Every code span or line of a document that passes --set items, as lists of items."""
+    spans = re.findall(r"`([^`]*--set [^`]*)`", text.replace("\n", " ")) + re.findall(r"^layerforge .*--set .*$", text, re.M)
+    return [re.findall(r"--set (\S+)", s) for s in spans if "key.path" not in s]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/spec.md"])
+def test_the_documented_set_examples_work_on_the_digits_cnn(doc, capsys):
+    """The --set examples in the README and the spec docs, literally, on the config they are written for."""
+    from tests.helpers import run_cli
+
+    examples = _set_items((ROOT / doc).read_text())
+    assert examples, f"{doc} shows no --set example"
+    for items in examples:
+        args = [a for item in items for a in ("--set", item)]
+        r = run_cli(capsys, "validate", str(ROOT / "configs/cnn_digits.yaml"), "--no-data", *args)
+        assert r.code == 0, (items, r.err)

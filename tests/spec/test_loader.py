@@ -55,3 +55,28 @@ def test_override_index_out_of_range_is_an_error():
         apply_overrides({"model": {"layers": [{}]}}, ["model.layers.5.units=1"], Marks("f"))
     assert "out of range" in e.value.issues[0].message
     assert e.value.issues[0].origin == "--set model.layers.5.units=1"
+
+
+def test_override_addresses_a_layer_by_name_and_errors_point_at_its_index():
+    marks = Marks("f.yaml")
+    data = {"model": {"layers": [{"type": "conv2d", "name": "conv1"}, {"type": "dense", "name": "logits", "units": 10}]}}
+    data = apply_overrides(data, ["model.layers.logits.units=12", "model.layers.conv1.filters=4"], marks)
+    assert data["model"]["layers"][1]["units"] == 12 and data["model"]["layers"][0]["filters"] == 4
+    assert marks.overridden[("model", "layers", 1, "units")] == "--set model.layers.logits.units=12"
+
+
+def test_override_with_an_unknown_layer_name_suggests_the_close_one():
+    data = {"model": {"layers": [{"type": "dense", "name": "logits"}, {"type": "dense", "name": "hidden"}]}}
+    with pytest.raises(SpecError) as e:
+        apply_overrides(data, ["model.layers.logit.units=3"], Marks("f"))
+    (issue,) = e.value.issues
+    assert "no entry named 'logit' in model.layers" in issue.message and issue.hint == "did you mean 'logits'?"
+    assert issue.origin == "--set model.layers.logit.units=3"
+
+
+def test_a_tab_is_reported_as_a_tab_with_its_position():
+    with pytest.raises(SpecError) as e:
+        load_yaml_text("model:\n  input_shape: [8]\n  layers:\n\t- {type: dense, units: 3}\n", "f.yaml")
+    (issue,) = e.value.issues
+    assert "tabs are not allowed" in issue.message and (issue.line, issue.column) == (4, 1)
+    assert "spaces" in issue.hint
