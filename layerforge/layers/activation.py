@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .common import ActivationName, activation_flops, fmt_shape, make_activation, numel
+from .common import ACTIVATION_FLOPS, ActivationName, activation_flops, fmt_shape, make_activation, numel
 from .registry import LayerSpec, Shape, register
 
 if TYPE_CHECKING:
@@ -22,12 +22,6 @@ class Activation(LayerSpec):
     **Formula.** y = f(x) elementwise, e.g. relu(x) = max(x, 0), sigmoid(x) = 1 / (1 + e^{−x}),
     gelu(x) = x·Φ(x). softmax over axis a: y_i = e^{x_i} / Σ_j e^{x_j} (j along a); log_softmax = log of it.
 
-    **Parameters.**
-    - `activation` (name): one of linear, relu, leaky_relu, elu, selu, gelu, silu, swish, tanh, sigmoid,
-      softplus, softmax, log_softmax, mish, hard_sigmoid.
-    - `axis` (int, default −1): the axis softmax / log_softmax normalise over, counted over the per-sample
-      axes (0 = the first axis after the batch); only allowed with those two.
-
     **Shapes.** any shape → the same shape. No parameters.
 
     **FLOPs** (per sample): ACTIVATION_FLOPS[activation] per element: 0 for linear, 1 for the elementwise
@@ -40,8 +34,9 @@ class Activation(LayerSpec):
     example = "- {type: activation, activation: softmax}"
     example_inputs = [(4, 10)]
 
-    activation: ActivationName = Field(description="Activation function name, e.g. relu, tanh, softmax.")
-    axis: int = Field(default=-1, description="Axis for softmax/log_softmax over the per-sample axes (0 = first after batch).")
+    activation: ActivationName = Field(description="Activation function: " + ", ".join(ACTIVATION_FLOPS) + ".")
+    axis: int = Field(default=-1, description="The axis softmax/log_softmax normalise over, counted over the per-sample "
+                      "axes (0 = first after the batch); only allowed with those two.")
 
     @model_validator(mode="after")
     def _axis_only_for_softmax(self):

@@ -167,12 +167,6 @@ class SelfAttention(LayerSpec):
     y = A·V. With `causal`, query t only sees keys s ≤ t (the others get weight 0). The projections are
     named `query`, `key`, `value`, as in the classic tutorial module, so its weights load as they are.
 
-    **Parameters.**
-    - `units` (int > 0, default D): U, the width of Q, K, V and of the output.
-    - `use_bias` (bool, default true): biases of the three projections.
-    - `causal` (bool, default false): mask future keys (autoregressive).
-    - `dropout` (0 ≤ p < 1, default 0): dropout on A while training.
-
     **Shapes.** input (T, D) → output (T, U). Parameters: 3·(D·U + U) (3·D·U without bias).
 
     **FLOPs** (per sample): projections 3·(2·T·D·U + T·U bias) + scores Q·Kᵀ 2·T·T·U + the 1/√U scale
@@ -217,12 +211,6 @@ class Attention(LayerSpec):
     S_ij = w·Σ_d tanh(s·(Q_i + K_j))_d, where s is a learned scalar (initialised to 1, only with
     `use_scale`) and w a learned scalar (initialised to 1). A = softmax(S) over the keys, y = A·V. With
     `causal`, query i sees keys j ≤ i only. There is no 1/√D scaling (Keras has none).
-
-    **Parameters.**
-    - `use_scale` (bool, default false): learn the scalar s.
-    - `score_mode` (`dot` | `concat`, default `dot`).
-    - `causal` (bool, default false): mask keys j > i.
-    - `dropout` (0 ≤ p < 1, default 0): dropout on A while training.
 
     **Shapes.** query (Tq, D), value (Tv, Dv), key (Tv, D) → output (Tq, Dv). With two inputs the value
     is also the key, so Dv = D. Parameters: 1 with `use_scale`, +1 for `concat`.
@@ -311,14 +299,6 @@ class MultiHeadAttention(MultiHeadBase):
     For each head j = 1 … h: Q_j = query·W_q,jᵀ + b, K_j = key·W_k,jᵀ + b (width d_k), V_j = value·W_v,jᵀ + b
     (width d_v); O_j = softmax(Q_j·K_jᵀ/√d_k)·V_j; y = [O_1 … O_h]·W_oᵀ + b_o. With `causal`, query i sees
     keys j ≤ i only.
-
-    **Parameters.**
-    - `num_heads` (int, required): h.
-    - `key_dim` (int, default Dq / h; Dq must then be divisible by h): d_k.
-    - `value_dim` (int, default d_k): d_v.
-    - `output_dim` (int, default Dq): width of the output (Keras' `output_shape`).
-    - `use_bias` (bool, default true), `causal` (bool, default false).
-    - `dropout` (0 ≤ p < 1, default 0): dropout on the attention weights while training.
 
     **Shapes.** query (Tq, Dq), value (Tv, Dv), key (Tv, Dk) → output (Tq, output_dim). Parameters:
     (Dq + Dk)·h·d_k + Dv·h·d_v + h·d_v·out, + 2·h·d_k + h·d_v + out biases.

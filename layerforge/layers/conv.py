@@ -127,18 +127,6 @@ class Conv1D(_Conv):
     where x_pad is x zero-padded per `padding`. With `groups` > 1 the channels are split into groups
     convolved separately (groups = C = filters is a depthwise convolution).
 
-    **Parameters.**
-    - `filters` (int > 0): output channels.
-    - `kernel_size` (int > 0): window length k.
-    - `strides` (int > 0, default 1): step between windows.
-    - `padding` (`valid` | `same` | int ≥ 0, default `valid`): `valid` = no padding; an int pads both ends;
-      `same` = Keras/TensorFlow semantics, L_out = ceil(L / strides) for every stride, the total padding
-      max((L_out−1)·strides + dilation_rate·(k−1) + 1 − L, 0) split with the odd element at the end
-      (PyTorch's `padding='same'` refuses strides > 1, so this layer pads explicitly).
-    - `dilation_rate` (int > 0, default 1): spacing between kernel taps.
-    - `groups` (int > 0, default 1): must divide C and filters.
-    - `activation` (name, default `linear`), `use_bias` (bool, default true).
-
     **Shapes.** input (C, L) → output (filters, L_out), L_out = floor((L + pad − dilation_rate·(k−1) − 1) /
     strides) + 1. Note the axis order: a time-first sequence (T, F) is read as C = T channels of length F;
     `permute` it with `dims: [1, 0]` first to convolve over time. Parameters: filters·(C/groups)·k
@@ -163,7 +151,8 @@ class Conv1D(_Conv):
         default="valid", description="'valid' (none), 'same' (Keras: output length ceil(L/strides)) or zeros per end."
     )
     dilation_rate: PositiveInt = Field(default=1, description="Spacing between kernel taps.")
-    groups: PositiveInt = Field(default=1, description="Channel groups convolved separately; divides C and filters.")
+    groups: PositiveInt = Field(default=1, description="Channel groups convolved separately; divides C and filters "
+                                "(groups = C = filters: depthwise).")
     activation: ActivationName = Field(default="linear", description="Activation applied after the convolution.")
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")
 
@@ -175,19 +164,6 @@ class Conv2D(_Conv):
     **Formula.** For input x ∈ ℝ^{C×H×W}, kernel W ∈ ℝ^{filters×(C/groups)×k_h×k_w} and bias b:
     y[o, i, j] = f(b[o] + Σ_{c ∈ group(o)} Σ_{u<k_h} Σ_{v<k_w}
     W[o, c, u, v] · x_pad[c, i·s_h + u·d_h, j·s_w + v·d_w]), where x_pad is x zero-padded per `padding`.
-
-    **Parameters.**
-    - `filters` (int > 0): output channels.
-    - `kernel_size` (int or [k_h, k_w]): window size.
-    - `strides` (int or pair, default 1): step between windows.
-    - `padding` (`valid` | `same` | int | [p_h, p_w], default `valid`): `valid` = no padding; an int or pair
-      pads both sides of each axis; `same` = Keras/TensorFlow semantics, H_out = ceil(H / s_h) for every
-      stride, the total padding max((H_out−1)·s_h + d_h·(k_h−1) + 1 − H, 0) split with the odd element at
-      the bottom/right (PyTorch's `padding='same'` refuses strides > 1, so this layer pads explicitly
-      with `nn.ZeroPad2d` when the split is uneven).
-    - `dilation_rate` (int or pair, default 1): spacing between kernel taps.
-    - `groups` (int > 0, default 1): must divide C and filters (groups = C = filters: depthwise).
-    - `activation` (name, default `linear`), `use_bias` (bool, default true).
 
     **Shapes.** input (C, H, W) → output (filters, H_out, W_out), H_out = floor((H + pad_h − d_h·(k_h−1) −
     1) / s_h) + 1 (same for W). Parameters: filters·(C/groups)·k_h·k_w (+ filters with bias); e.g.
@@ -213,6 +189,7 @@ class Conv2D(_Conv):
         description="'valid' (none), 'same' (Keras: output ceil(size/strides)), or zeros per side: int or [p_h, p_w].",
     )
     dilation_rate: Pair = Field(default=(1, 1), description="Spacing between kernel taps: an int or [d_h, d_w].")
-    groups: PositiveInt = Field(default=1, description="Channel groups convolved separately; divides C and filters.")
+    groups: PositiveInt = Field(default=1, description="Channel groups convolved separately; divides C and filters "
+                                "(groups = C = filters: depthwise).")
     activation: ActivationName = Field(default="linear", description="Activation applied after the convolution.")
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")

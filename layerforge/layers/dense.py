@@ -15,11 +15,6 @@ class Dense(LayerSpec):
     **Formula.** For input x ∈ ℝ^F (the last axis), weights W ∈ ℝ^{units×F}, bias b ∈ ℝ^{units}:
     y = f(W·x + b). Leading axes (time steps, channels) are kept: (…, F) → (…, units).
 
-    **Parameters.**
-    - `units` (int > 0): size of the output's last axis.
-    - `activation` (name, default `linear`): f, e.g. relu, tanh, sigmoid, gelu, softmax.
-    - `use_bias` (bool, default true): add b.
-
     **Shapes.** input (…, F) → output (…, units). Parameters: F·units (+ units with bias).
 
     **FLOPs** (per sample): 2·F·units per position (multiply-add = 2), + units for the bias,
@@ -32,7 +27,8 @@ class Dense(LayerSpec):
     example_inputs = [(10, 32)]
 
     units: PositiveInt = Field(description="Size of the output's last axis.")
-    activation: ActivationName = Field(default="linear", description="Activation applied after the affine map.")
+    activation: ActivationName = Field(default="linear", description="Activation f applied after the affine map, e.g. "
+                                       "relu, tanh, gelu (the activation layer lists every name).")
     use_bias: bool = Field(default=True, description="Add a learned bias.")
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -20,9 +20,6 @@ class Dropout(LayerSpec):
     y = m ⊙ x / p_keep with m ~ Bernoulli(p_keep) drawn independently per element, so E[y] = x
     ("inverted" dropout: the rescaling happens in training, not at test time). In evaluation y = x.
 
-    **Parameters.**
-    - `rate` (float in [0, 1), default 0.5): probability of dropping an element (0 = identity).
-
     **Shapes.** any shape → the same shape. No parameters.
 
     **FLOPs** 0: at inference dropout is the identity (training's mask-and-scale is not counted).

@@ -23,10 +23,6 @@ class Embedding(LayerSpec):
     **Formula.** y[t] = E[x[t]] for a table E ∈ ℝ^{input_dim×output_dim}; the ids x[t] must lie in
     [0, input_dim). Initialised N(0, 1) (PyTorch's default; Keras draws U(−0.05, 0.05)).
 
-    **Parameters.**
-    - `input_dim` (int > 0): vocabulary size, the number of distinct ids.
-    - `output_dim` (int > 0): size of each embedding vector.
-
     **Shapes.** integer ids (T,) → (T, output_dim); more generally (…) → (…, output_dim). The input must be an
     integer tensor. Parameters: input_dim·output_dim.
 
@@ -100,10 +96,6 @@ class PositionalEncoding(LayerSpec):
     PE[p, 2i] = sin(p / 10000^{2i/D}), PE[p, 2i+1] = cos(p / 10000^{2i/D}) (for odd D the last column is a
     sine). `learned`: PE ∈ ℝ^{max_len×D} is a trained parameter initialised N(0, 0.02²) (as in GPT-2/BERT).
 
-    **Parameters.**
-    - `kind` (`sinusoidal` | `learned`, default `sinusoidal`).
-    - `max_len` (int > 0, default 512): the longest sequence the table covers; T > max_len is an error.
-
     **Shapes.** input (T, D) → output (T, D). Parameters: max_len·D for `learned`, none for `sinusoidal`
     (it keeps a max_len·D buffer instead, saved with the weights).
 
@@ -120,7 +112,8 @@ class PositionalEncoding(LayerSpec):
     kind: Literal["sinusoidal", "learned"] = Field(
         default="sinusoidal", description="'sinusoidal' (fixed sin/cos table) or 'learned' (a trained table)."
     )
-    max_len: PositiveInt = Field(default=512, description="Longest sequence length the table covers.")
+    max_len: PositiveInt = Field(default=512, description="Longest sequence length the table covers; a longer input is "
+                                 "an error.")
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         (s,) = in_shapes

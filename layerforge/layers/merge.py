@@ -52,9 +52,7 @@ def _merge_classes() -> tuple[type, type]:
 class Add(LayerSpec):
     """Elementwise sum of two or more inputs of identical shape (e.g. a residual connection).
 
-    **Formula.** y = x_1 + x_2 + … + x_n.
-
-    **Parameters.** None; list the inputs with `inputs: [a, b, …]` (2 or more).
+    **Formula.** y = x_1 + x_2 + … + x_n, over the layers listed in `inputs: [a, b, …]` (2 or more).
 
     **Shapes.** n inputs of the same shape S → S. No broadcasting: shapes must match exactly. No parameters.
 
@@ -87,10 +85,6 @@ class Concat(LayerSpec):
 
     **Formula.** y = [x_1 ‖ x_2 ‖ … ‖ x_n] along `axis`.
 
-    **Parameters.**
-    - `axis` (int, default −1): the joined axis, counted over the per-sample axes (0 = the first axis after
-      the batch, −1 = the last). For channels-first images (C, H, W), axis 0 joins channels.
-
     **Shapes.** inputs of equal rank that agree on every axis but `axis` → that axis' sizes summed; e.g.
     (T, 8) and (T, 4) with axis −1 → (T, 12). No parameters.
 
@@ -105,7 +99,8 @@ class Concat(LayerSpec):
     min_inputs = 2
     max_inputs = 99
 
-    axis: int = Field(default=-1, description="Axis to join, over the per-sample axes (0 = first after batch, -1 = last).")
+    axis: int = Field(default=-1, description="Axis to join, over the per-sample axes (0 = first after batch, -1 = last); "
+                      "for channels-first images (C, H, W), 0 joins channels.")
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         rank = len(in_shapes[0])

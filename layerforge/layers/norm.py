@@ -35,14 +35,6 @@ class BatchNorm(LayerSpec):
     variance uses the unbiased batch variance, n/(n−1)·σ²). In evaluation μ, σ² are the running statistics
     (initially 0 and 1).
 
-    **Parameters.**
-    - `momentum` (float in (0, 1], default 0.1): PyTorch convention, the weight of the NEW batch statistic.
-      Keras' `momentum` is the weight of the OLD running value: Keras momentum = 1 − this (Keras 0.99 ≙ 0.01
-      here).
-    - `epsilon` (float > 0, default 1e-5): ε added to the variance (PyTorch's default; Keras uses 1e-3).
-    - `center` (bool, default true): learn β (a shift per channel).
-    - `scale` (bool, default true): learn γ (a scale per channel).
-
     **Shapes.** The channel axis is the first: (F,) or (C, L) → BatchNorm1d, (C, H, W) → BatchNorm2d,
     (C, D, H, W) → BatchNorm3d; output = input shape. A time-first sequence (T, F) is read as C = T
     channels; use layernorm for per-step feature normalisation. Parameters: C each for γ and β;
@@ -58,8 +50,10 @@ class BatchNorm(LayerSpec):
     example = "- {type: batchnorm}"
     example_inputs = [(6, 5, 5)]
 
-    momentum: float = Field(default=0.1, description="PyTorch momentum: weight of the new batch statistic (Keras: 1 − this).")
-    epsilon: PositiveFloat = Field(default=1e-5, description="Added to the variance before the square root.")
+    momentum: float = Field(default=0.1, description="PyTorch momentum, in (0, 1]: the weight of the NEW batch statistic. "
+                            "Keras' momentum weighs the old running value: Keras 0.99 ≙ 0.01 here.")
+    epsilon: PositiveFloat = Field(default=1e-5, description="Added to the variance before the square root "
+                                   "(PyTorch's default; Keras uses 1e-3).")
     center: bool = Field(default=True, description="Learn a shift β per channel.")
     scale: bool = Field(default=True, description="Learn a scale γ per channel.")
 
@@ -101,11 +95,6 @@ class LayerNorm(LayerSpec):
     **Formula.** For each vector x ∈ ℝ^D along the last axis: μ = (1/D) Σ x_i, σ² = (1/D) Σ (x_i − μ)²,
     y = (x − μ) / √(σ² + ε) · γ + β, with γ, β ∈ ℝ^D shared by every vector. Same in training and evaluation
     (no running statistics, independent of the batch).
-
-    **Parameters.**
-    - `epsilon` (float > 0, default 1e-5): ε added to the variance.
-    - `center` (bool, default true): learn β.
-    - `scale` (bool, default true): learn γ.
 
     **Shapes.** input (…, D) → same shape; the statistics are over the last axis only. Parameters: D each for
     γ and β.

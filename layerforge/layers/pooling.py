@@ -109,12 +109,6 @@ class MaxPool2D(_Pool):
     **Formula.** y[c, i, j] = max_{u<k_h, v<k_w} x_pad[c, i·s_h + u, j·s_w + v], channel by channel;
     `same` padding holds −∞, so it never wins.
 
-    **Parameters.**
-    - `pool_size` (int or [k_h, k_w], default 2): window size.
-    - `strides` (int or pair, default = `pool_size`): step between windows.
-    - `padding` (`valid` | `same`, default `valid`): `valid` drops incomplete windows; `same` (Keras) gives
-      ceil(H / s_h) windows, padding max((H_out−1)·s_h + k_h − H, 0) split with the odd element at the end.
-
     **Shapes.** input (C, H, W) → output (C, H_out, W_out), H_out = floor((H − k_h) / s_h) + 1 (`valid`) or
     ceil(H / s_h) (`same`); same for W. No parameters.
 
@@ -132,7 +126,8 @@ class MaxPool2D(_Pool):
 
     pool_size: Pair = Field(default=(2, 2), description="Window size: an int or [h, w].")
     strides: Pair | None = Field(default=None, description="Step between windows (default: pool_size).")
-    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras).")
+    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras: "
+                                  "ceil(size/strides) windows, the odd padding element at the end).")
 
 
 @register("avgpool2d", family="pooling")
@@ -142,12 +137,6 @@ class AvgPool2D(_Pool):
     **Formula.** y[c, i, j] = (1/n_ij) Σ_{u<k_h, v<k_w} x_pad[c, i·s_h + u, j·s_w + v], n_ij = the number
     of real (unpadded) elements in the window: k_h·k_w except at `same` borders, where padding is not
     counted (Keras semantics).
-
-    **Parameters.**
-    - `pool_size` (int or [k_h, k_w], default 2): window size.
-    - `strides` (int or pair, default = `pool_size`): step between windows.
-    - `padding` (`valid` | `same`, default `valid`): `valid` drops incomplete windows; `same` (Keras) gives
-      ceil(H / s_h) windows, padding max((H_out−1)·s_h + k_h − H, 0) split with the odd element at the end.
 
     **Shapes.** input (C, H, W) → output (C, H_out, W_out), H_out = floor((H − k_h) / s_h) + 1 (`valid`) or
     ceil(H / s_h) (`same`); same for W. No parameters.
@@ -166,7 +155,8 @@ class AvgPool2D(_Pool):
 
     pool_size: Pair = Field(default=(2, 2), description="Window size: an int or [h, w].")
     strides: Pair | None = Field(default=None, description="Step between windows (default: pool_size).")
-    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras).")
+    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras: "
+                                  "ceil(size/strides) windows, the odd padding element at the end).")
 
 
 @register("maxpool1d", family="pooling")
@@ -174,12 +164,6 @@ class MaxPool1D(_Pool):
     """Max pooling over 1-D windows of a channels-first sequence: (C, L) → (C, L_out).
 
     **Formula.** y[c, t] = max_{j<k} x_pad[c, t·strides + j], channel by channel; `same` padding holds −∞.
-
-    **Parameters.**
-    - `pool_size` (int k, default 2): window length.
-    - `strides` (int, default = `pool_size`): step between windows.
-    - `padding` (`valid` | `same`, default `valid`): `valid` drops incomplete windows; `same` (Keras) gives
-      ceil(L / strides) windows, padding max((L_out−1)·strides + k − L, 0) split with the odd element at the end.
 
     **Shapes.** input (C, L) → output (C, L_out), L_out = floor((L − k) / strides) + 1 (`valid`) or
     ceil(L / strides) (`same`). No parameters.
@@ -197,7 +181,8 @@ class MaxPool1D(_Pool):
 
     pool_size: PositiveInt = Field(default=2, description="Window length.")
     strides: PositiveInt | None = Field(default=None, description="Step between windows (default: pool_size).")
-    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras).")
+    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras: "
+                                  "ceil(size/strides) windows, the odd padding element at the end).")
 
 
 @register("avgpool1d", family="pooling")
@@ -206,12 +191,6 @@ class AvgPool1D(_Pool):
 
     **Formula.** y[c, t] = (1/n_t) Σ_{j<k} x_pad[c, t·strides + j], n_t = the number of real (unpadded)
     elements in the window: k except at `same` borders (Keras semantics).
-
-    **Parameters.**
-    - `pool_size` (int k, default 2): window length.
-    - `strides` (int, default = `pool_size`): step between windows.
-    - `padding` (`valid` | `same`, default `valid`): `valid` drops incomplete windows; `same` (Keras) gives
-      ceil(L / strides) windows, padding max((L_out−1)·strides + k − L, 0) split with the odd element at the end.
 
     **Shapes.** input (C, L) → output (C, L_out), L_out = floor((L − k) / strides) + 1 (`valid`) or
     ceil(L / strides) (`same`). No parameters.
@@ -229,7 +208,8 @@ class AvgPool1D(_Pool):
 
     pool_size: PositiveInt = Field(default=2, description="Window length.")
     strides: PositiveInt | None = Field(default=None, description="Step between windows (default: pool_size).")
-    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras).")
+    padding: PoolPadding = Field(default="valid", description="'valid' (drop incomplete windows) or 'same' (Keras: "
+                                  "ceil(size/strides) windows, the odd padding element at the end).")
 
 
 @register("global_avg_pool", family="pooling")
@@ -237,8 +217,6 @@ class GlobalAvgPool(LayerSpec):
     """Global average pooling: the mean of each channel over all its positions, (C, *spatial) → (C,).
 
     **Formula.** y[c] = (1/N) Σ_{p} x[c, p], over the N = numel(spatial) positions of channel c.
-
-    **Parameters.** None.
 
     **Shapes.** input (C, L) or (C, H, W) or any (C, *spatial) with at least one spatial axis → output (C,).
     Channels first: a time-first sequence (T, F) would be averaged over F, not over time. No parameters.

@@ -129,13 +129,6 @@ class SimpleRNN(_Recurrent):
     (`num_layers`) read the previous layer's h sequence; `bidirectional` adds a second set of weights run
     from t = T−1 down to 0, its h concatenated after the forward one.
 
-    **Parameters.**
-    - `units` (int > 0): H, the hidden size of each direction.
-    - `activation` (`tanh` | `relu`, default `tanh`): f.
-    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
-    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
-    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
-
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0] (each direction's final state), as Keras'
     `Bidirectional(SimpleRNN(H))`. dirs = 2 if bidirectional else 1.
@@ -175,12 +168,6 @@ class LSTM(_Recurrent):
     g = tanh(W_ig·x_t + b_ig + W_hg·h_{t−1} + b_hg), o = σ(W_io·x_t + b_io + W_ho·h_{t−1} + b_ho),
     c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh(c_t). The output at step t is h_t.
 
-    **Parameters.**
-    - `units` (int > 0): H, the hidden (and cell) size of each direction.
-    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
-    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
-    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
-
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(LSTM(H))`.
     Parameters per direction and layer: 4·H·(F_l + H) + 8·H (two bias vectors, as torch), e.g. 32 → 64:
@@ -211,12 +198,6 @@ class GRU(_Recurrent):
     for each step t (h_{−1} = 0), σ = sigmoid, ⊙ elementwise:
     r = σ(W_ir·x_t + b_ir + W_hr·h_{t−1} + b_hr), z = σ(W_iz·x_t + b_iz + W_hz·h_{t−1} + b_hz),
     n = tanh(W_in·x_t + b_in + r ⊙ (W_hn·h_{t−1} + b_hn)), h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
-
-    **Parameters.**
-    - `units` (int > 0): H, the hidden size of each direction.
-    - `num_layers` (int, default 1), `bidirectional` (bool, default false).
-    - `dropout` (0 ≤ p < 1, default 0): on every stacked layer's output but the last (needs num_layers ≥ 2).
-    - `return_sequences` (bool, default false): false returns the last step's output (see Shapes).
 
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(GRU(H))`.

@@ -5,21 +5,50 @@ file is stale.
 """
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
 from .registry import LayerSpec, registry
 
 
+_BOUNDS = (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤"))
+
+
+def type_text(ann: Any, metadata: list[Any] = ()) -> str:
+    """A parameter's type as a reader wants it: ``int > 0``, ``int or [int, int]``, ``'same' | 'valid'``,
+    ``list of int``; ``or null`` when None is allowed (its default is then computed)."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    bounds = [f"{sym} {getattr(m, attr):g}" for m in metadata for attr, sym in _BOUNDS if getattr(m, attr, None) is not None]
+    written = [m.json_schema_input_type for m in metadata if isinstance(getattr(m, "json_schema_input_type", None), type)
+               or typing.get_origin(getattr(m, "json_schema_input_type", None)) is not None]
+    if written:  # a validator accepts a shorter form (an int for a pair): show what a spec may write
+        return type_text(written[0])
+    if origin is typing.Annotated:
+        return type_text(args[0], [*metadata, *args[1:]])
+    if origin in (typing.Union, types.UnionType):
+        parts = [type_text(a) for a in args if a is not type(None)]
+        return " or ".join(dict.fromkeys(parts)) + (" or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is list:
+        return f"list of {type_text(args[0])}" if args else "list"
+    if origin is tuple:
+        return "[" + ", ".join(type_text(a) for a in args) + "]"
+    name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+    return name + (" " + ", ".join(bounds) if bounds else "")
+
+
 def layer_parameters(cls: type[LayerSpec]) -> list[dict[str, Any]]:
-    """Each parameter of a layer type: name, type, default, description (from its pydantic fields)."""
+    """Each parameter of a layer type: name, type, default, description — from its pydantic fields alone
+    (the one place a parameter is documented)."""
     out = []
     for fname, f in cls.model_fields.items():
         if fname == "type":
             continue
         default = None if f.is_required() else (f.default_factory() if f.default_factory else f.default)  # type: ignore[call-arg]
-        ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
-        out.append({"name": fname, "type": ann, "required": f.is_required(), "default": default,
-                    "description": f.description or ""})
+        out.append({"name": fname, "type": type_text(f.annotation, list(f.metadata)), "required": f.is_required(),
+                    "default": default, "description": f.description or ""})
     return out
 
 

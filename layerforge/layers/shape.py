@@ -20,8 +20,6 @@ class Flatten(LayerSpec):
 
     **Formula.** y[i] = x.reshape(−1)[i], row-major (C order: the last axis varies fastest).
 
-    **Parameters.** None.
-
     **Shapes.** any (d_1, …, d_n) → (d_1·…·d_n,); e.g. (64, 7, 7) → (3136,). No parameters.
 
     **FLOPs** 0 (a reshape moves no arithmetic).
@@ -49,10 +47,6 @@ class Reshape(LayerSpec):
     """Reshapes the per-sample axes to `target_shape` (one −1 entry is inferred), keeping the element order.
 
     **Formula.** y = x.reshape(B, *target_shape), row-major (C order), the batch axis B untouched.
-
-    **Parameters.**
-    - `target_shape` (list of ints > 0, at most one −1): the new per-sample shape; −1 takes whatever size
-      makes the element counts match.
 
     **Shapes.** (d_1, …, d_n) → target_shape, which must hold the same number of elements; e.g. (12,) →
     [3, -1] gives (3, 4), while [5, -1] is an error (5 does not divide 12). No parameters.
@@ -135,10 +129,6 @@ class Permute(LayerSpec):
 
     **Formula.** Output axis k is input axis dims[k]: y[j_0, …, j_{n−1}] = x[i] with i_{dims[k]} = j_k.
 
-    **Parameters.**
-    - `dims` (list of ints): a permutation of 0 … n−1 over the per-sample axes (0 = the first axis after
-      the batch; Keras counts from 1 instead).
-
     **Shapes.** (d_0, …, d_{n−1}) → (d_{dims[0]}, …, d_{dims[n−1]}); e.g. dims [1, 0]: (T, F) → (F, T).
     No parameters.
 
@@ -150,7 +140,8 @@ class Permute(LayerSpec):
     example = "- {type: permute, dims: [1, 0]}"
     example_inputs = [(5, 3)]
 
-    dims: list[int] = Field(description="Permutation of the per-sample axes, 0-based (0 = first axis after the batch).")
+    dims: list[int] = Field(description="Permutation of the per-sample axes, 0-based (0 = first axis after the batch; "
+                            "Keras counts from 1).")
 
     @field_validator("dims")
     @classmethod

@@ -62,13 +62,6 @@ class SparseAttention(MultiHeadBase):
     by `stride` (when given); with `causal` (default) only j ≤ i. The diagonal is always attended, so
     every row has a key. Causal example, window 3, stride 4: step 9 sees 9, 8, 7 (local) and 5, 1 (strided).
 
-    **Parameters.**
-    - `window` (int > 0): local width; causal: the `window` most recent steps including the current one.
-    - `stride` (int > 0, optional): also attend to every stride-th step before (and after, if not causal).
-    - `causal` (bool, default true): autoregressive (j ≤ i).
-    - `num_heads` (int, default 1), `key_dim` (default D / num_heads), `value_dim` (default key_dim),
-      `use_bias` (bool, default true), `dropout` (0 ≤ p < 1, on the attention weights while training).
-
     **Shapes.** input (T, D) → output (T, D). Parameters as `multi_head_attention` with out = D:
     2·D·h·d_k + 2·D·h·d_v (+ 2·h·d_k + h·d_v + D biases).
 

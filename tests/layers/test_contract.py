@@ -24,6 +24,7 @@ def test_every_type_has_docs_and_an_example(name):
     assert cls.summary and cls.example and cls.example_inputs, f"{name}: summary, example and example_inputs are required"
     for section in ("**Formula.**", "**Shapes.**", "**FLOPs**", "**Equivalents.**"):
         assert section in doc, f"{name}: doc lacks {section}"
+    assert "**Parameters.**" not in doc, f"{name}: parameters are documented by their Field descriptions only"
     for fname, f in cls.model_fields.items():
         if fname not in ("type", "name", "inputs"):
             assert f.description, f"{name}.{fname} has no description"
