@@ -78,29 +78,35 @@ def _is_chain(s) -> bool:
 
 
 def _tree(s, graph) -> None:
+    """The graph as a tree that stays narrow: each layer appears once, under the input that completes it (its
+    last input to run); a layer that is its parent's only child continues the list at the same depth, so a
+    plain chain is one flat list and indentation marks only real branches. Other inputs are named (← a, b)."""
     from rich.tree import Tree
 
     from ..text import human_count
     from .render import console
 
-    root = Tree(f"[bold]{s.name}[/]  {s.total_params:,} params, {human_count(s.flops)} FLOPs (batch {s.batch_size})")
     rows = {r.name: r for r in s.layers}
+    order = {n: i for i, n in enumerate([*graph.inputs, *(n.name for n in graph.nodes)])}
     children: dict[str, list[str]] = {}
     for n in graph.nodes:
-        for i in n.inputs:
-            children.setdefault(i, []).append(n.name)
-    shown: set[str] = set()
+        children.setdefault(max(n.inputs, key=order.__getitem__), []).append(n.name)
+
+    def label(name: str, via: str) -> str:
+        r = rows[name]
+        others = [i for i in graph.node(name).inputs if i != via]
+        joins = f" ← {', '.join(graph.node(name).inputs)}" if others else ""
+        return f"{name} [dim]({r.type})[/]{joins} → {r.output_shape}  {r.params:,} params"
 
     def add(parent, name: str) -> None:
-        for c in children.get(name, []):
-            r = rows[c]
-            label = f"{c} ({r.type}) → {r.output_shape}  params {r.params:,}"
-            if c in shown:
-                parent.add(f"[dim]{label} (see above)[/]")
-                continue
-            shown.add(c)
-            add(parent.add(label), c)
+        kids = children.get(name, [])
+        while len(kids) == 1:  # a chain: continue at the same depth
+            parent.add(label(kids[0], name))
+            name, kids = kids[0], children.get(kids[0], [])
+        for c in kids:  # a branch point: one subtree per branch
+            add(parent.add(label(c, name)), c)
 
+    root = Tree(f"[bold]{s.name}[/]  {s.total_params:,} params, {human_count(s.flops)} FLOPs (batch {s.batch_size})")
     for name, shape in s.input_shape.items():
         add(root.add(f"[cyan]{name}[/] (input) {[s.batch_size, *shape]}"), name)
     console.print(root)

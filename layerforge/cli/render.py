@@ -77,10 +77,20 @@ def show_warning(fallback: Callable[..., None]) -> Callable[..., None]:
     return show
 
 
-def simple_table(title: str | None, columns: list[str], rows: list[list[Any]], right: set[int] | None = None) -> Table:
+def wide_console() -> Console:
+    """A console for output that is not a terminal (a pipe, a file): no width to fit, so tables keep their
+    natural width instead of being cut at 80 columns."""
+    return Console(highlight=False, width=100_000, soft_wrap=True)
+
+
+def simple_table(title: str | None, columns: list[str], rows: list[list[Any]], right: set[int] | None = None,
+                 no_wrap: set[int] | None = None) -> Table:
+    """A plain table; columns in ``no_wrap`` are never wrapped or cut (ids: other columns give way)."""
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="right" if right and i in right else "left")
+        keep = bool(no_wrap and i in no_wrap)
+        width = max([len(str(c)), *(len(str(r[i])) for r in rows)]) if keep else None
+        table.add_column(c, justify="right" if right and i in right else "left", no_wrap=keep, min_width=width)
     for r in rows:
         table.add_row(*[escape(str(v)) for v in r])
     return table

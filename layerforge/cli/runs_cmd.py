@@ -10,6 +10,7 @@ from .options import JsonOpt
 
 MAX_METRICS = 3  # best-epoch metrics shown per run (all of them with --json)
 MAX_EVALS = 2  # test-set evaluation metrics shown per run
+MIN_COLUMNS = 2  # run and status are always shown
 STATUS = {"completed": "done", "early_stopped": "early stop", "interrupted": "stopped", "failed": "failed",
           "running": "running"}
 
@@ -21,7 +22,7 @@ def runs(
     """List runs (newest first): status, epochs, best epoch and its metrics, and any evaluations."""
     from ..engine.rundir import find_runs, run_summary
     from ..errors import UsageError
-    from .render import console, print_json, simple_table
+    from .render import console, print_json, simple_table, wide_console
 
     if not directory.exists():
         raise UsageError(f"no such folder: {directory}", hint="train first (layerforge train CONFIG), or give the runs folder")
@@ -52,11 +53,25 @@ def runs(
             *[_fmt(best.get(k)) for k in keys], *[_fmt(ev.get(k)) for k in eval_keys],
             f"{r['time_s']:.1f}s" if isinstance(r["time_s"], (int, float)) else "-",
         ])
-    right = set(range(2, len(cols)))
     what = "validation" if val_keys else "training"
-    console.print(f"[bold]{len(rows)} run{'s' if len(rows) != 1 else ''} under {directory}[/] "
-                  f"(metrics: the best epoch's {what} values" + (", then the test evaluation" if eval_keys else "") + ")")
-    console.print(simple_table(None, cols, table_rows, right))
+    out = console if console.is_terminal else wide_console()  # piped: the table keeps its natural width
+    out.print(f"[bold]{len(rows)} run{'s' if len(rows) != 1 else ''} under {directory}[/] "
+              f"(metrics: the best epoch's {what} values" + (", then the test evaluation" if eval_keys else "") + ")")
+    shown_cols, shown_rows, hidden = fit_columns(cols, table_rows, out.width, keep=MIN_COLUMNS)
+    out.print(simple_table(None, shown_cols, shown_rows, set(range(2, len(shown_cols))), no_wrap={0}))
+    if hidden:
+        out.print(f"[dim]{len(hidden)} column{'s' if len(hidden) != 1 else ''} hidden to fit {out.width} columns "
+                  f"({', '.join(hidden)}): widen the terminal, pipe the output, or use --json[/]")
+
+
+def fit_columns(cols: list[str], rows: list[list[object]], width: int, keep: int) -> tuple[list[str], list[list[object]], list[str]]:
+    """Drop columns from the right (never the first ``keep``, never the run id) until the table's natural
+    width fits ``width``: run ids stay whole, other columns give way."""
+    widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) + 3 for i, c in enumerate(cols)]  # + padding, border
+    n = len(cols)
+    while n > keep and sum(widths[:n]) + 1 > width:
+        n -= 1
+    return cols[:n], [r[:n] for r in rows], cols[n:]
 
 
 def _short(path: str, root: Path) -> str:

@@ -130,6 +130,16 @@ def test_predict_on_labelled_rows_shows_predicted_and_true_and_the_accuracy(run_
     assert re.search(r"accuracy \d\.\d{4}: \d of 2 predictions match the input's labels", r.out), r.out
 
 
+def test_hints_for_a_missing_input_and_an_unlabelled_file_say_what_is_true(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(capsys, "predict", str(run_dir), "--input", "nope.csv")
+    assert r.code == 2 and "input file not found" in r.err, r.err
+    assert "relative path starts from the current directory" in r.err and "spec file" not in r.err
+    (tmp_path / "unlabelled.csv").write_text("sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm\n5.1,3.5,1.4,0.2\n")
+    r = run_cli(capsys, "evaluate", str(run_dir), "--data", "unlabelled.csv")
+    assert r.code == 2 and "has no target column 'species'" in r.err and "no the" not in r.err, r.err
+
+
 def test_runs_lists_runs_side_by_side(run_dir, capsys):
     run_cli(capsys, "evaluate", str(run_dir), "--json")
     r = run_cli(capsys, "runs", str(run_dir.parent))
