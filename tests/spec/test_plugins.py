@@ -103,3 +103,15 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     plugins.load_entry_points()
     assert "ep_identity" in registry()
     sys.modules.pop("lf_ep_demo", None)
+
+
+def test_a_spec_loaded_with_plugins_keeps_them_when_passed_on(root):
+    """lf.train(spec) re-enters the front door with a Spec: the --plugins files stay recorded."""
+    from layerforge.build import load
+
+    plugin = root / "docs/examples/gated_linear.py"
+    spec = {"model": {"input_shape": [20], "layers": [{"type": "gated_linear", "units": 4}]}}
+    first, _ = load(spec, plugins=[plugin])
+    again, _ = load(first, overrides=["model.layers.0.units=8"])
+    assert [f.path for f in again.plugin_files] == [plugin.resolve()]
+    assert again.model.layers[0].units == 8
