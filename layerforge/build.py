@@ -39,7 +39,7 @@ SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Spec]
 
 def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
          plugins: Sequence[str | os.PathLike[str]] | None = None, *, check_data: bool = False,
-         base_dir: str | os.PathLike[str] | None = None) -> tuple[Spec, Graph]:
+         base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True) -> tuple[Spec, Graph]:
     """A validated Spec and its Graph, from a YAML path, a mapping or a Spec (a Spec is validated again
     from the mapping it came from, so ``overrides`` apply to it too).
 
@@ -47,8 +47,9 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     ``plugins``: extra plugin files, loaded before the spec's own ``plugins:``.
     ``check_data``: also read the first samples of the ``data:`` section and check them against the
     model (what ``layerforge validate`` does unless ``--no-data``). ``base_dir``: where relative data
-    paths start (default: the spec file's folder). A ``(Spec, Graph)`` pair from an earlier call is
-    returned as it is when there is nothing to apply.
+    paths start (default: the spec file's folder). ``train_rules=False`` skips the train section's
+    rules (for a run reopened to evaluate or predict: they held when it trained). A ``(Spec, Graph)`` pair
+    from an earlier call is returned as it is when there is nothing to apply.
     """
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], Spec):
         if not overrides and not plugins and not check_data and base_dir is None:
@@ -64,7 +65,8 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     if errs or graph is None:
         raise SpecError(errs)
     check_model_size(graph, marks)
-    check_rules(spec, graph, marks)
+    if train_rules:
+        check_rules(spec, graph, marks)
     if check_data:
         check_spec_data(spec, graph, marks)
     return spec, graph

@@ -69,7 +69,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[st
     from . import checkpoint as ckpt
 
     run = RunDir.open(run_dir)
-    spec, graph = run.load_spec(plugins=plugins)
+    spec, graph = run.load_spec(plugins=plugins, train_rules=False)
     model = module(spec, graph)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")

@@ -126,13 +126,14 @@ class RunDir:
                    **{k: v for k, v in raw.items() if k not in ("name", "seed")}}
         atomic_write_text(self.path / SPEC, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
 
-    def load_spec(self, overrides: list[str] | None = None,
-                  plugins: list[str] | None = None) -> tuple["Spec", "Graph"]:
-        """The run's spec through the front door; relative data paths start at the original config's folder."""
+    def load_spec(self, overrides: list[str] | None = None, plugins: list[str] | None = None,
+                  train_rules: bool = True) -> tuple["Spec", "Graph"]:
+        """The run's spec through the front door; relative data paths start at the original config's folder.
+        (``train_rules=False`` for evaluate/predict: the train section was checked when the run trained.)"""
         from ..build import load
 
         base = self.read_json(RUN).get("base_dir")
-        return load(self.path / SPEC, overrides, plugins, base_dir=base or self.path)
+        return load(self.path / SPEC, overrides, plugins, base_dir=base or self.path, train_rules=train_rules)
 
     # --- files ------------------------------------------------------------------------------
 
