@@ -5,7 +5,7 @@ column and key path, so a user fixes them all in one pass.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 PathPart = str | int

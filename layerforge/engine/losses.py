@@ -11,7 +11,7 @@ functional call.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import DataError, TrainingError
 from .rules import HEAD_OF_LOSS, Head, numel

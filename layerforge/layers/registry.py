@@ -15,7 +15,7 @@ PyTorch/Keras equivalents, YAML example); ``summary`` is its one-line descriptio
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 

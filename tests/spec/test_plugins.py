@@ -115,3 +115,11 @@ def test_a_spec_loaded_with_plugins_keeps_them_when_passed_on(root):
     again, _ = load(first, overrides=["model.layers.0.units=8"])
     assert [f.path for f in again.plugin_files] == [plugin.resolve()]
     assert again.model.layers[0].units == 8
+
+
+def test_get_layer_type_keeps_its_did_you_mean_promise():
+    from layerforge.layers import get_layer_type
+
+    assert get_layer_type("dense").type_name == "dense"
+    with pytest.raises(KeyError, match="unknown layer type 'dnse'; did you mean 'dense'"):
+        get_layer_type("dnse")
