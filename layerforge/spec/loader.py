@@ -118,7 +118,9 @@ def load_yaml(path: str | Path) -> tuple[Any, Marks]:
     if not p.exists():
         raise SpecError([Issue(f"no such file: {p}", (), "check the path to the config", str(p))])
     if p.is_dir():
-        raise SpecError([Issue(f"{p} is a directory, not a YAML file", (), None, str(p))])
+        run = (p / "spec.yaml").is_file()
+        raise SpecError([Issue(f"{p} is a directory, not a YAML file", (),
+                               f"this is a run directory: give its spec, {p / 'spec.yaml'}" if run else None, str(p))])
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
