@@ -130,8 +130,27 @@ def profile(configs: Any, **kwargs: Any):
     return profile_configs(paths, **kwargs)
 
 
+def search(spec: Any, *, overrides: list[str] | None = None, plugins: list[str] | None = None, trials: int | None = None,
+           timeout: float | None = None, workers: int = 1, storage: str | None = None, study: str = "default",
+           resume: bool = False, callbacks: Any = ()):
+    """Architecture and hyper-parameter search over a spec's ``search:`` section, on Optuna (``pip install -e
+    ".[search]"``); returns a :class:`~layerforge.search.events.SearchResult` (see docs/search.md).
+
+    Every trial is an ordinary run directory under ``<train.out>/<name>/search-<study>/trial-<k>``. ``trials``:
+    the study's total (default ``search.trials``); ``timeout``: seconds after which no trial starts; ``workers``:
+    processes on this machine sharing the study (torch threads split between them); ``storage``: an Optuna
+    storage URL (default: a journal file in the study directory); ``resume``: continue an existing study (or
+    add workers to it); ``callbacks``: objects with ``on_start/on_trial/on_end`` (layerforge.search.events).
+    At the end the study directory holds best.yaml, report.json and plots/.
+    """
+    from .search.api import search as _search
+
+    return _search(spec, overrides=overrides, plugins=plugins, trials=trials, timeout=timeout, workers=workers,
+                   storage=storage, study=study, resume=resume, callbacks=callbacks)
+
+
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "LayerforgeWarning", "Spec", "SpecError",
     "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "load_spec", "predict", "profile",
-    "register", "registry", "spec_from_dict", "summarize", "train", "validate",
+    "register", "registry", "search", "spec_from_dict", "summarize", "train", "validate",
 ]

@@ -39,7 +39,8 @@ SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Spec]
 
 def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
          plugins: Sequence[str | os.PathLike[str]] | None = None, *, check_data: bool = False,
-         base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True) -> tuple[Spec, Graph]:
+         base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True,
+         marks: Marks | None = None) -> tuple[Spec, Graph]:
     """A validated Spec and its Graph, from a YAML path, a mapping or a Spec (a Spec is validated again
     from the mapping it came from, so ``overrides`` apply to it too).
 
@@ -49,13 +50,15 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     model (what ``layerforge validate`` does unless ``--no-data``). ``base_dir``: where relative data
     paths start (default: the spec file's folder). ``train_rules=False`` skips the train section's
     rules (for a run reopened to evaluate or predict: they held when it trained). A ``(Spec, Graph)`` pair
-    from an earlier call is returned as it is when there is nothing to apply.
+    from an earlier call is returned as it is when there is nothing to apply. ``marks``: the file positions of
+    a mapping ``source`` (a mapping made from a loaded file, e.g. a search trial's: errors then point into
+    that file, and its folder is where relative paths start).
     """
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], Spec):
         if not overrides and not plugins and not check_data and base_dir is None:
             return source
         source = source[0]
-    raw, marks, inherited_base, inherited_plugins = _mapping(source)
+    raw, marks, inherited_base, inherited_plugins = _mapping(source, marks)
     raw = apply_overrides(raw, list(overrides or []), marks)
     files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])])
     spec = validate_mapping(raw, marks)
@@ -101,7 +104,7 @@ def data_facts(graph: Graph) -> "ModelFacts":
 # ---------------------------------------------------------------------------------------------
 # Steps of load
 # ---------------------------------------------------------------------------------------------
-def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None, list[Path]]:
+def _mapping(source: SpecSource, marks: Marks | None = None) -> tuple[Any, Marks, Path | None, list[Path]]:
     """The raw mapping, its file positions, and what a Spec source carries over: its base folder and the
     plugin files it was loaded with (``--plugins`` ones are not in its mapping)."""
     if isinstance(source, Spec):
@@ -110,7 +113,7 @@ def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None, list[Path]]:
         marks = copy.deepcopy(source.marks) if source.marks is not None else Marks(file=source.source or "<spec>")
         return raw, marks, source._base_dir, [f.path for f in source.plugin_files]
     if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source)), Marks(file="<dict>"), None, []
+        return copy.deepcopy(dict(source)), marks or Marks(file="<dict>"), None, []
     if isinstance(source, (str, os.PathLike)):
         raw, marks = load_yaml(source)
         return raw, marks, None, []

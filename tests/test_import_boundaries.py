@@ -86,8 +86,9 @@ def test_spec_imports_no_torch_and_no_part_above_it():
     torch = [f"{n} imports {m}" for n, ms in EXTERNAL.items() if _in(n, "layerforge.spec")
              for m in ms if _in(m, "torch", "numpy")]
     assert torch == []
-    schemas = ("layerforge.engine.schema", "layerforge.data.schema", "layerforge.analysis.profile_schema")
-    forbidden = tuple(f"layerforge.{p}" for p in ("engine", "analysis", "data", "cli", "build", "graph"))
+    schemas = ("layerforge.engine.schema", "layerforge.data.schema", "layerforge.analysis.profile_schema",
+               "layerforge.search.schema")
+    forbidden = tuple(f"layerforge.{p}" for p in ("engine", "analysis", "data", "search", "cli", "build", "graph"))
     assert _crossings("layerforge.spec", forbidden, allowed=schemas) == []
 
 

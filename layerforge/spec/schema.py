@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator
 
-from .sections import DataSpec, ProfileSpec, TrainSpec
+from .sections import DataSpec, ProfileSpec, SearchSpec, TrainSpec
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -81,6 +81,8 @@ class Spec(BaseModel):
     data: DataSpec | None = None
     train: TrainSpec = Field(default_factory=TrainSpec)
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
+    search: SearchSpec | None = Field(default=None, description="What `layerforge search` tries (docs/search.md); "
+                                      "ignored by train.")
 
     _source: str | None = PrivateAttr(default=None)
     _raw: Any = PrivateAttr(default=None)

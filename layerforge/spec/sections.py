@@ -2,5 +2,6 @@
 from ..analysis.profile_schema import ProfileSpec
 from ..data.schema import DataSpec
 from ..engine.schema import TrainSpec
+from ..search.schema import SearchSpec
 
-__all__ = ["DataSpec", "ProfileSpec", "TrainSpec"]
+__all__ = ["DataSpec", "ProfileSpec", "SearchSpec", "TrainSpec"]
