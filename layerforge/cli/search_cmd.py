@@ -84,8 +84,10 @@ def _values(row: "TrialRow", names: list[str]) -> str:
 
 
 def _sampled(row: "TrialRow", width: int = 90) -> str:
-    text = ", ".join(f"{k.rsplit('.', 2)[-2] + '.' + k.rsplit('.', 1)[-1] if k.count('.') > 1 else k}={_fmt(v)}"
-                     for k, v in row.sampled.items())
+    """``conv1.filters=16, optimizer.lr=0.002`` (the last two parts of each key; null for a dropped entry)."""
+    text = ", ".join(f"{'.'.join(k.split('.')[-2:])}={'null' if v is None else _fmt(v)}" for k, v in row.sampled.items())
+    if row.retry_of is not None:
+        text = f"(re-run of trial {row.retry_of}) {text}"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

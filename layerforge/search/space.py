@@ -156,7 +156,7 @@ class Space:
         for p in sorted(chosen, key=lambda p: len(p.path)):
             value = values[p.key]
             if marks is not None:
-                marks.overridden[p.path] = f"{origin}: {p.key}={category_label(value)}"
+                marks.overridden[p.path] = f"{origin}: {p.key}={'null' if value is None else category_label(value)}"
             if value is None:
                 removals.append(p.path)
             else:

@@ -67,17 +67,30 @@ def open_storage(study_dir: StudyDir, url: str | None) -> tuple[Any, str]:
     import sqlalchemy.exc
 
     try:
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                             heartbeat_stale_trial_callback=lambda s, t: requeue(s, t, once=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(_driver(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                 heartbeat_stale_trial_callback=lambda s, t: requeue(s, t, once=True))
     except ImportError as e:
         raise UsageError(f"--storage {_hide_password(url)}: its database driver is not installed ({e.name or e})",
-                         hint='pip install -e ".[search]" installs the PostgreSQL driver (psycopg2-binary); '
+                         hint='pip install -e ".[search]" installs the PostgreSQL driver (psycopg); '
                               'MySQL needs pymysql') from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
         raise UsageError(f"--storage {_hide_password(url)}: {str(e).splitlines()[0]}",
                          hint="give an SQLAlchemy URL: sqlite:///study.db, postgresql://user:pw@host/db, "
                               "mysql+pymysql://user:pw@host/db") from None
     return storage, _hide_password(url)
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` with the driver the search extra installs (psycopg 3) when psycopg2, SQLAlchemy's
+    default before 2.1, is not there."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None \
+            and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def _hide_password(url: str) -> str:
