@@ -127,14 +127,16 @@ def _end_lines(result: "SearchResult") -> list[str]:
         lines.append("plots: " + ", ".join(str(p) for p in result.plots))
     lines += [f"note: {n}" for n in result.notes]
     if result.status != "completed":
-        lines.append(f"continue with: layerforge search {_config_arg()} --resume"
-                     + (f" --study {result.study}" if result.study != "default" else ""))
+        lines.append(f"continue with: {_resume_command()}")
     return lines
 
 
-def _config_arg() -> str:
-    args = [a for a in sys.argv[1:] if a.endswith((".yaml", ".yml"))]
-    return args[0] if args else "SPEC"
+def _resume_command() -> str:
+    """This command line with --resume (the same spec and --set: the study continues as it started)."""
+    import shlex
+
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return "layerforge " + shlex.join([*args, "--resume"])
 
 
 def _board(result: "SearchResult") -> tuple[list[str], list[list[Any]]]:

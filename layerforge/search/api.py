@@ -19,15 +19,16 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import yaml
 
-from ..errors import UsageError
+from ..errors import LayerforgeWarning, UsageError
 from .events import SearchCallback, SearchResult, StudyInfo
-from .objective import Trial, portable, resolve_goals
+from .objective import TrialRunner, portable, resolve_goals
 from .report import Watcher, finish
 from .space import Space
 from .study import Limits, SearchError, make_pruner, make_sampler, open_storage, pruner_name, require_optuna, \
@@ -59,7 +60,7 @@ class Job:
 
 
 def prepare(source: Any, overrides: Sequence[str] | None, plugins: Sequence[str] | None, study: str, *,
-            check_data: bool = False, base_dir: str | None = None) -> tuple["Spec", Trial, StudyDir]:
+            check_data: bool = False, base_dir: str | None = None) -> tuple["Spec", TrialRunner, StudyDir]:
     """The spec through the front door, its space and objectives checked; the trial runner and study directory."""
     from .. import build
 
@@ -69,7 +70,7 @@ def prepare(source: Any, overrides: Sequence[str] | None, plugins: Sequence[str]
     assert base.search is not None
     study_dir = StudyDir.of(base.train.out, base.name, study)
     prune = len(goals) == 1 and goals[0].per_epoch and pruner_name(base.search, goals) != "none"
-    runner = Trial(space, goals, base.search.budget, study_dir.path, base, [str(p) for p in plugins or []], prune)
+    runner = TrialRunner(space, goals, base.search.budget, study_dir.path, base, [str(p) for p in plugins or []], prune)
     return base, runner, study_dir
 
 
@@ -94,6 +95,9 @@ def search(spec: Any, *, overrides: Sequence[str] | None = None, plugins: Sequen
                          hint="continue it (or add workers to it) with --resume, or start another with --study NAME")
     if resume and not existing:
         raise UsageError(f"there is no study '{study}' to resume ({shown})", hint="start it without --resume")
+    if not existing and any(study_dir.path.glob("trial-*")):
+        raise UsageError(f"{study_dir.path} holds trials of an earlier study that {shown} does not know",
+                         hint=f"move or remove {study_dir.path}, or start another study with --study NAME")
     st = _open(store, study, base, runner, existing)
     before = st.get_trials(deepcopy=False)
     finished_before = sum(t.state.name in ("COMPLETE", "PRUNED") for t in before)
@@ -130,7 +134,7 @@ def search(spec: Any, *, overrides: Sequence[str] | None = None, plugins: Sequen
     return result
 
 
-def _open(store: Any, study: str, base: "Spec", runner: Trial, existing: bool) -> "optuna.Study":
+def _open(store: Any, study: str, base: "Spec", runner: TrialRunner, existing: bool) -> "optuna.Study":
     """Create the study, or load it and check that its objectives are still the spec's."""
     optuna = require_optuna()
     assert base.search is not None
@@ -148,7 +152,7 @@ def _open(store: Any, study: str, base: "Spec", runner: Trial, existing: bool) -
     return st
 
 
-def _record(study_dir: StudyDir, base: "Spec", study: str, storage: str, runner: Trial, target: int, workers: int,
+def _record(study_dir: StudyDir, base: "Spec", study: str, storage: str, runner: TrialRunner, target: int, workers: int,
             existing: bool) -> None:
     """study.json (one entry per call) and spec.yaml (the spec as this call runs it, portable)."""
     info = study_dir.read_json(INFO) if existing else {}
@@ -158,8 +162,23 @@ def _record(study_dir: StudyDir, base: "Spec", study: str, storage: str, runner:
     info.setdefault("created", _now())
     info.setdefault("sessions", []).append({"started": _now(), "argv": sys.argv, "trials": target, "workers": workers})
     raw = portable(copy.deepcopy(base.raw), runner.space.marks.file, base.base_dir)
+    before = study_dir.path / SPEC
+    if existing and before.is_file():
+        changed = _differences(yaml.safe_load(before.read_text(encoding="utf-8")), raw)
+        if changed:
+            warnings.warn(LayerforgeWarning(
+                f"the spec differs from the one study '{study}' last ran with ({'; '.join(changed[:4])}"
+                f"{'; ...' if len(changed) > 4 else ''}): the trials from now on use this one"), stacklevel=3)
     study_dir.write_text(SPEC, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
     study_dir.write_json(INFO, info)
+
+
+def _differences(old: Any, new: Any, at: str = "") -> list[str]:
+    """``path: old → new`` for each value that differs between two mappings."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in dict.fromkeys([*old, *new])
+                for d in _differences(old.get(k), new.get(k), f"{at}.{k}" if at else str(k))]
+    return [] if old == new else [f"{at or '<root>'}: {old!r} → {new!r}"]
 
 
 def _run_workers(job: Job, n: int, study_dir: StudyDir, watcher: Watcher) -> tuple[str, str | None]:

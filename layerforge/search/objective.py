@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..engine.events import Callback, RunInfo
 from ..errors import DataError, Issue, SpecError, TrainingError, format_path
 from ..spec.loader import Marks
+from ..text import suggest
 from .schema import MEASURES, BudgetSpec
 from .space import Space
 
@@ -80,8 +82,6 @@ def resolve_goals(spec: "Spec", graph: "Graph") -> list[Goal]:
         at = ("search", "objective", i) if isinstance(spec.raw.get("search", {}).get("objective"), list) \
             else ("search", "objective")
         if o.name not in MEASURES and o.name not in known:
-            from ..text import suggest
-
             why = (" (there is no validation split: set data.val)" if o.name.startswith("val_") and not has_val else "")
             hint = suggest(o.name, [*known, *MEASURES]) or f"the runs report: {', '.join(known)}; or use " \
                                                               f"{', '.join(MEASURES)}"
@@ -105,7 +105,7 @@ class Outcome:
 
 
 @dataclass
-class Trial:
+class TrialRunner:
     """What a worker needs to run trials; fixed for a study."""
 
     space: Space
@@ -221,7 +221,7 @@ def portable(raw: dict[str, Any], spec_file: str, base_dir: Path) -> dict[str, A
     return raw
 
 
-class _Report:
+class _Report(Callback):
     """The engine callback of a trial: records progress, reports the objective per epoch, prunes."""
 
     def __init__(self, trial: "optuna.Trial", goal: Goal | None, prune: bool, notify: Callable[[], None]) -> None:
@@ -229,12 +229,8 @@ class _Report:
         self.pruned_at: int | None = None
         self._stop: Callable[[], None] = lambda: None
 
-    # engine.events.Callback's interface (duck-typed: importing the engine here would import torch)
-    def on_start(self, info: Any) -> None:
+    def on_start(self, info: RunInfo) -> None:
         self._stop = info.request_stop
-
-    def on_epoch_start(self, epoch: int, steps: int) -> None:
-        pass
 
     def on_epoch_end(self, record: dict[str, Any], improved: bool) -> None:
         epoch = int(record["epoch"])
@@ -246,9 +242,6 @@ class _Report:
                 self.pruned_at = epoch
                 self._stop()
         self.notify()
-
-    def on_end(self, result: Any) -> None:
-        pass
 
 
 def costs(graph: "Graph") -> dict[str, Any]:

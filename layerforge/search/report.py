@@ -17,7 +17,7 @@ from .studydir import BEST, REPORT, StudyDir
 if TYPE_CHECKING:
     import optuna
 
-    from .objective import Goal, Trial
+    from .objective import Goal, TrialRunner
 
 STATES = {"RUNNING": "running", "COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "WAITING": "waiting"}
 
@@ -65,7 +65,7 @@ def _signature(t: "optuna.trial.FrozenTrial") -> tuple:
 # ---------------------------------------------------------------------------------------------
 # The end of a search
 # ---------------------------------------------------------------------------------------------
-def finish(study: "optuna.Study", study_dir: StudyDir, runner: "Trial", status: str, storage: str, time_s: float,
+def finish(study: "optuna.Study", study_dir: StudyDir, runner: "TrialRunner", status: str, storage: str, time_s: float,
            message: str | None = None) -> SearchResult:
     """Rows, best trial(s), best.yaml, importances, plots and report.json."""
     goals = runner.goals
@@ -74,7 +74,7 @@ def finish(study: "optuna.Study", study_dir: StudyDir, runner: "Trial", status: 
     notes: list[str] = []
     best_spec = write_best(study_dir, runner, best[0]) if best else None
     importances = param_importances(study, goals, notes)
-    plots = write_plots(study, study_dir, goals, trials, importances, notes)
+    plots = write_plots(study_dir, goals, trials, importances, notes)
     result = SearchResult(status=status, study=study.study_name, study_dir=study_dir.path, storage=storage,
                           objectives=[(g.name, g.direction) for g in goals], trials=trials,
                           best=[row_of(t) for t in best], best_spec=best_spec, importances=importances, plots=plots,
@@ -104,7 +104,7 @@ def _best(study: "optuna.Study", goals: list["Goal"]) -> list["optuna.trial.Froz
     return sorted(front, key=lambda t: (*[s * v for s, v in zip(sign, t.values)], t.number))
 
 
-def write_best(study_dir: StudyDir, runner: "Trial", trial: "optuna.trial.FrozenTrial") -> Path:
+def write_best(study_dir: StudyDir, runner: "TrialRunner", trial: "optuna.trial.FrozenTrial") -> Path:
     """The best trial's spec (search: removed, what the trial trained) as best.yaml, with the command that
     retrains it."""
     raw = runner.mapping(runner.space.values_of(trial.params))
@@ -139,11 +139,12 @@ def param_importances(study: "optuna.Study", goals: list["Goal"], notes: list[st
 # ---------------------------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------------------------
-def write_plots(study: "optuna.Study", study_dir: StudyDir, goals: list["Goal"], rows: list[TrialRow],
-                importances: dict[str, float], notes: list[str]) -> list[Path]:
-    """history.png (Optuna's optimisation history), pareto.png (the first metric objective against FLOPs,
-    or latency when that is an objective, with the front of trials no other beats on both) and
-    importances.png."""
+def write_plots(study_dir: StudyDir, goals: list["Goal"], rows: list[TrialRow], importances: dict[str, float],
+                notes: list[str]) -> list[Path]:
+    """history.png (each trial's value of the first objective and the best so far), pareto.png (the first
+    metric objective against FLOPs, or latency when that is an objective, with the front of trials no other
+    beats on both) and importances.png. Drawn with matplotlib directly (Optuna's own matplotlib plots set a
+    global style that would leak into the caller's figures)."""
     done = [r for r in rows if r.state == "complete" and r.values]
     if not done:
         return []
@@ -151,16 +152,9 @@ def write_plots(study: "optuna.Study", study_dir: StudyDir, goals: list["Goal"],
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as ovm
 
     study_dir.plots.mkdir(parents=True, exist_ok=True)
-    written = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ax = ovm.plot_optimization_history(study, target=(lambda t: t.values[0]) if len(goals) > 1 else None,
-                                           target_name=goals[0].name)
-    written.append(_save(ax.figure, study_dir.plots / "history.png"))
-    plt.close("all")
+    written = [history_plot(rows, goals[0], study_dir.plots / "history.png")]
     pareto = pareto_plot(done, goals, study_dir.plots / "pareto.png")
     if pareto is not None:
         written.append(pareto)
@@ -174,6 +168,31 @@ def write_plots(study: "optuna.Study", study_dir: StudyDir, goals: list["Goal"],
         ax.grid(axis="x", alpha=0.3)
         written.append(_save(fig, study_dir.plots / "importances.png"))
     return written
+
+
+def history_plot(rows: list[TrialRow], goal: "Goal", path: Path) -> Path:
+    """Each complete trial's value of ``goal`` by trial number, the best so far as a step line, and a tick
+    at the bottom for each pruned trial."""
+    import matplotlib.pyplot as plt
+
+    done = [(r.number, r.values[0]) for r in rows if r.state == "complete" and r.values]
+    pruned = [r.number for r in rows if r.state == "pruned"]
+    best, line = None, []
+    for n, v in done:
+        best = v if best is None or (v > best if goal.direction == "max" else v < best) else best
+        line.append((n, best))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    ax.scatter([n for n, _ in done], [v for _, v in done], s=18, color="tab:blue", label="complete trials")
+    ax.step([n for n, _ in line], [b for _, b in line], where="post", color="tab:red", lw=1.2, label="best so far")
+    if pruned:
+        ax.plot(pruned, [0] * len(pruned), "|", color="0.5", ms=10, transform=ax.get_xaxis_transform(),
+                label=f"pruned ({len(pruned)})")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(goal.name)
+    ax.set_title(f"optimisation history: {goal.name} ({goal.direction})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
 
 
 def pareto_plot(rows: list[TrialRow], goals: list["Goal"], path: Path, extra: dict[str, tuple[float, float]] | None = None,

@@ -7,7 +7,7 @@ Optuna's heartbeats so that a worker on another machine that dies is noticed too
 The loop (one per worker process): under the study directory's lock, fail and re-queue the trials of
 dead workers, stop when the study has its trials (finished, pruned included, and running), when the
 deadline passed or when the parent process is gone; else ask for a trial and claim it. Then run it
-(:class:`~layerforge.search.objective.Trial`) and tell the outcome. A trial stopped by Ctrl-C is failed
+(:class:`~layerforge.search.objective.TrialRunner`) and tell the outcome. A trial stopped by Ctrl-C is failed
 and re-queued, so ``--resume`` runs it first; one left RUNNING by a worker that was killed is failed and
 re-queued once (a second death means the trial itself is the problem).
 """
@@ -27,7 +27,7 @@ from .studydir import JournalLock, StudyDir
 if TYPE_CHECKING:
     import optuna
 
-    from .objective import Goal, Outcome, Trial
+    from .objective import Goal, Outcome, TrialRunner
     from .schema import SearchSpec
 
 HEARTBEAT_S = 15  # database storages: a running trial's worker writes a heartbeat this often ...
@@ -162,7 +162,7 @@ class Limits:
     parent: int | None = None  # stop when this process is gone (a --workers child whose parent died)
 
 
-def work(study: "optuna.Study", study_dir: StudyDir, trial_runner: "Trial", limits: Limits, journal: bool,
+def work(study: "optuna.Study", study_dir: StudyDir, trial_runner: "TrialRunner", limits: Limits, journal: bool,
          notify: Callable[[], None] = lambda: None) -> str:
     """Run trials until the study has its trials ('completed'), the deadline passed ('timeout'), Ctrl-C
     ('interrupted') or the parent is gone ('orphaned')."""
@@ -184,19 +184,22 @@ def work(study: "optuna.Study", study_dir: StudyDir, trial_runner: "Trial", limi
                 with _heartbeat(study, trial):
                     outcome = trial_runner.run(trial, notify)
             except KeyboardInterrupt:
-                _tell(study, trial, _interrupted())
+                _tell(study, trial, _outcome("interrupted", "stopped at once by a second Ctrl-C"))
                 notify()
                 return "interrupted"
+            except Exception as e:  # recorded on the trial (not left RUNNING), then raised as it was
+                _tell(study, trial, _outcome("failed", f"error: {type(e).__name__}: {e}"))
+                raise
             _tell(study, trial, outcome)
             notify()
             if outcome.state == "interrupted":
                 return "interrupted"
 
 
-def _interrupted() -> "Outcome":
+def _outcome(state: str, reason: str) -> "Outcome":
     from .objective import Outcome
 
-    return Outcome("interrupted", reason="stopped at once by a second Ctrl-C")
+    return Outcome(state, reason=reason)
 
 
 def _counted(study: "optuna.Study") -> int:
@@ -238,16 +241,17 @@ def requeue(study: "optuna.Study", trial: "optuna.trial.FrozenTrial", once: bool
 
 def recover(study: "optuna.Study", study_dir: StudyDir, journal: bool) -> list[int]:
     """Fail and re-queue (once) the RUNNING trials whose worker is dead; returns their numbers. Called with
-    the study directory locked. Journal: a worker's lock file tells (and a trial not yet claimed while the
-    lock is held has lost its worker between ask and claim). Databases: Optuna's heartbeats."""
+    the study directory locked. Journal: a worker's lock file tells (a trial not yet claimed while the lock is
+    held lost its worker between ask and claim; a lock file gone is a worker gone). Databases: Optuna's
+    heartbeats."""
     optuna = require_optuna()
     from optuna.trial import TrialState
 
     dead = []
-    if journal:
+    if journal:  # every worker of a journal study runs on this machine: no lock held, no worker
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             lock = t.user_attrs.get("worker")
-            if (study_dir.worker_alive(lock) is False) if lock is not None else True:
+            if lock is None or not study_dir.worker_alive(lock):
                 frozen = study.tell(t.number, state=TrialState.FAIL)
                 requeue(study, frozen, once=True)
                 _mark_stopped(t)

@@ -110,27 +110,25 @@ class StudyDir:
             with contextlib.suppress(OSError):
                 path.unlink()
 
-    def worker_alive(self, name: str) -> bool | None:
-        """Whether the worker that holds ``workers/<name>`` still runs: None when this machine cannot tell
-        (no such lock file here: a worker on another machine, or one that ended and removed it)."""
-        path = self.workers / name
-        if not path.is_file():
-            return None
+    def worker_alive(self, name: str) -> bool:
+        """Whether the worker registered as ``workers/<name>`` still runs (holds its lock). A worker removes
+        its file when it ends; a killed one leaves it behind, unlocked."""
         try:
-            with _flock(path, wait=False):
+            with _flock(self.workers / name, wait=False, create=False):
                 return False
         except BlockingIOError:
             return True
         except FileNotFoundError:
-            return None
+            return False
 
 
 @contextlib.contextmanager
-def _flock(path: Path, wait: bool = True) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created if missing). ``wait=False`` raises BlockingIOError when held."""
+def _flock(path: Path, wait: bool = True, create: bool = True) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing, unless not ``create``: FileNotFoundError).
+    ``wait=False`` raises BlockingIOError when another process holds it."""
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         try:
