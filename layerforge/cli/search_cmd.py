@@ -157,24 +157,16 @@ def _plain_view():
     class Plain(SearchCallback):
         def on_start(self, info) -> None:
             self.names = [n for n, _ in info.objectives]
-            for line in _start_lines(info):
-                self._print(line)
+            print("\n".join(_start_lines(info)), flush=True)
 
         def on_trial(self, row) -> None:
-            if row.state in ("running", "waiting"):
-                return
-            epochs = f"  {row.epoch}/{row.epochs} epochs" if row.epoch else ""
-            self._print(f"trial {row.number:<3} {row.state:<8} {_values(row, self.names)}  params {_count(row.params)}"
-                        f"  FLOPs {_count(row.flops)}{epochs}  {_secs(row.time_s)}  {_sampled(row)}")
+            if row.state not in ("running", "waiting"):
+                epochs = f"  {row.epoch}/{row.epochs} epochs" if row.epoch else ""
+                print(f"trial {row.number:<3} {row.state:<8} {_values(row, self.names)}  params {_count(row.params)}"
+                      f"  FLOPs {_count(row.flops)}{epochs}  {_secs(row.time_s)}  {_sampled(row)}", flush=True)
 
         def on_end(self, result) -> None:
-            for line in _end_lines(result):
-                self._print(line)
-
-        @staticmethod
-        def _print(line: str) -> None:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            print("\n".join(_end_lines(result)), flush=True)
 
     return Plain()
 

@@ -18,14 +18,13 @@ worker tells that a trial left RUNNING belongs to a worker that was killed.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..engine.checkpoint import atomic_write_text
-from ..errors import CheckpointError
+from ..engine.rundir import RunDir
 
 INFO = "study.json"
 SPEC = "spec.yaml"
@@ -50,14 +49,6 @@ class StudyDir:
         return self.path / JOURNAL
 
     @property
-    def best_spec(self) -> Path:
-        return self.path / BEST
-
-    @property
-    def report(self) -> Path:
-        return self.path / REPORT
-
-    @property
     def plots(self) -> Path:
         return self.path / "plots"
 
@@ -68,26 +59,19 @@ class StudyDir:
     def trial(self, number: int) -> Path:
         return self.path / f"trial-{number}"
 
-    # --- files --------------------------------------------------------------------------------
-    def exists(self) -> bool:
-        return (self.path / INFO).is_file()
-
+    # --- files (atomic writes, as a run directory's) -----------------------------------------
     def write_text(self, name: str, text: str) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / name, text)
         return self.path / name
 
     def write_json(self, name: str, data: Any) -> Path:
-        return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
+        self.path.mkdir(parents=True, exist_ok=True)
+        RunDir(self.path).write_json(name, data)
+        return self.path / name
 
     def read_json(self, name: str = INFO) -> dict[str, Any]:
-        p = self.path / name
-        if not p.is_file():
-            return {}
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{p} is corrupted: {e}") from None
+        return RunDir(self.path).read_json(name)
 
     # --- locks --------------------------------------------------------------------------------
     @contextlib.contextmanager
