@@ -46,6 +46,7 @@ def _finals(run: Path) -> int:
     return sum(json.loads(line).get("final", False) for line in (run / "metrics.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_a_study_killed_with_sigkill_resumes_without_losing_or_repeating_a_finished_trial(tmp_path):
     pytest.importorskip("optuna")
     spec = iris_search(tmp_path, FOUR, epochs=6)
@@ -78,6 +79,7 @@ def test_a_study_killed_with_sigkill_resumes_without_losing_or_repeating_a_finis
     assert "trial 3   complete" in out and "(re-run of trial 2)" in out  # plain lines when not a terminal
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_one_journal_and_run_each_trial_once(tmp_path):
     pytest.importorskip("optuna")
     spec = iris_search(tmp_path, FOUR, epochs=1)

@@ -153,3 +153,76 @@ def test_several_objectives_give_a_front_that_no_trial_dominates(tmp_path, monke
     assert result.best[0].values[0] == max(t.values[0] for t in result.best)  # best accuracy first
     assert (tmp_path / result.study_dir / "plots" / "pareto.png").is_file()
     assert [t.params for t in done] == [t.values[1] for t in done]  # params as an objective: the graph's count
+
+
+def test_a_latency_budget_times_the_untrained_model_and_prunes_before_training(tmp_path, monkeypatch):
+    import optuna
+
+    from layerforge.search.api import prepare
+
+    monkeypatch.chdir(tmp_path)
+    spec = iris_search(tmp_path, "search:\n  budget: {max_latency_ms: 1.0e-6}\n  space:\n"
+                                 "    model.layers.h1.units: {space: choice, categories: [4, 8]}\n")
+    _, runner, study_dir = prepare(spec, ["profile.min_run_time=0.001", "profile.warmup=1"], None, "lat")
+    outcome = runner.run(optuna.trial.FixedTrial({"model.layers.h1.units": 4}))
+    assert outcome.state == "pruned" and outcome.reason.startswith("over budget: latency_ms ")
+    assert 0 < outcome.attrs["latency_ms"] < 1000  # a real timing, in milliseconds
+    assert not study_dir.path.exists()
+
+
+def test_a_dead_workers_trial_is_queued_again_once_and_an_interrupted_one_always():
+    import optuna
+
+    from layerforge.search.study import requeue
+
+    study = optuna.create_study()
+    first = study.ask()
+    first.suggest_int("x", 0, 9)
+    requeue(study, study.tell(first, state=optuna.trial.TrialState.FAIL), once=True)
+    again = study.ask()  # the queued one: same parameters
+    assert again.params == first.params and again.user_attrs["retry_of"] == first.number
+    frozen = study.tell(again, state=optuna.trial.TrialState.FAIL)
+    requeue(study, frozen, once=True)  # a re-run that dies too: not a third time
+    assert not [t for t in study.trials if t.state.name == "WAITING"]
+    requeue(study, frozen, once=False)  # Ctrl-C is never the trial's fault
+    waiting = [t for t in study.trials if t.state.name == "WAITING"]
+    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == first.number
+
+
+@pytest.mark.parametrize("objectives, sampler, pruner", [
+    ("val_accuracy", "TPESampler", "MedianPruner"),
+    ("[val_accuracy, flops]", "NSGAIISampler", "NopPruner"),
+    ("params", "TPESampler", "NopPruner"),  # nothing reported per epoch: nothing to prune on
+])
+def test_auto_sampler_and_pruner_follow_the_objectives(tmp_path, objectives, sampler, pruner):
+    from layerforge.search.api import prepare
+    from layerforge.search.study import make_pruner, make_sampler
+
+    spec = iris_search(tmp_path, f"search:\n  objective: {objectives}\n  space:\n"
+                                 "    model.layers.h1.units: {space: choice, categories: [4, 8]}\n")
+    base, runner, _ = prepare(spec, None, None, "s")
+    assert type(make_sampler(base.search, len(runner.goals), 0, 20)).__name__ == sampler
+    assert type(make_pruner(base.search, runner.goals, base.train.epochs)).__name__ == pruner
+
+
+def test_an_objective_the_runs_do_not_report_is_a_located_error(tmp_path):
+    from layerforge.errors import SpecError
+    from layerforge.search.api import prepare
+
+    spec = iris_search(tmp_path, "search:\n  objective: [val_acuracy: max, flops: min]\n  space:\n"
+                                 "    model.layers.h1.units: {space: choice, categories: [4, 8]}\n")
+    with pytest.raises(SpecError) as e:
+        prepare(spec, None, None, "s")
+    (issue,) = e.value.issues
+    assert "objective 'val_acuracy' is not reported" in issue.message and issue.hint == "did you mean 'val_accuracy'?"
+    assert issue.line == 13
+
+
+def test_a_timeout_that_has_passed_starts_no_trial_and_still_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = iris_search(tmp_path, "search:\n  space:\n    model.layers.h1.units: {space: choice, categories: [4, 8]}\n")
+    result = lf.search(spec, timeout=1e-9)
+    assert result.status == "timeout" and result.trials == [] and result.best == [] and result.best_spec is None
+    assert json.loads((tmp_path / result.study_dir / "report.json").read_text())["status"] == "timeout"
+    again = lf.search(spec, resume=True, trials=1)  # the study exists: --resume continues it
+    assert again.status == "completed" and [t.state for t in again.trials] == ["complete"]
