@@ -90,15 +90,7 @@ def search(spec: Any, *, overrides: Sequence[str] | None = None, plugins: Sequen
     target = trials or base.search.trials
     store, shown = open_storage(study_dir, storage)
     existing = study_exists(store, study)
-    if existing and not resume:
-        raise UsageError(f"study '{study}' already exists ({shown})",
-                         hint="continue it (or add workers to it) with --resume, or start another with --study NAME")
-    if resume and not existing:
-        raise UsageError(f"there is no study '{study}' to resume ({shown})", hint="start it without --resume")
-    if not existing and any(study_dir.path.glob("trial-*")):
-        raise UsageError(f"{study_dir.path} holds trials of an earlier study that {shown} does not know",
-                         hint=f"move or remove {study_dir.path}, or start another study with --study NAME")
-    st = _open(store, study, base, runner, existing)
+    st = _open(store, shown, study, study_dir, base, runner, existing, resume)
     before = st.get_trials(deepcopy=False)
     finished_before = sum(t.state.name in ("COMPLETE", "PRUNED") for t in before)
     # a resumed study's sampler must not replay the random draws of the first session
@@ -117,7 +109,7 @@ def search(spec: Any, *, overrides: Sequence[str] | None = None, plugins: Sequen
     for cb in callbacks:
         cb.on_start(info)
     watcher = Watcher(st, callbacks)
-    deadline = time.time() + timeout if timeout else None
+    deadline = time.time() + timeout if timeout is not None else None
     t0 = time.perf_counter()
     message = None
     if workers == 1:
@@ -134,8 +126,18 @@ def search(spec: Any, *, overrides: Sequence[str] | None = None, plugins: Sequen
     return result
 
 
-def _open(store: Any, study: str, base: "Spec", runner: TrialRunner, existing: bool) -> "optuna.Study":
-    """Create the study, or load it and check that its objectives are still the spec's."""
+def _open(store: Any, shown: str, study: str, study_dir: StudyDir, base: "Spec", runner: TrialRunner, existing: bool,
+          resume: bool) -> "optuna.Study":
+    """Create the study (not over an existing one, nor beside trials of a lost one), or load it (only with
+    ``resume``) and check that its objectives are still the spec's."""
+    if existing and not resume:
+        raise UsageError(f"study '{study}' already exists ({shown})",
+                         hint="continue it (or add workers to it) with --resume, or start another with --study NAME")
+    if resume and not existing:
+        raise UsageError(f"there is no study '{study}' to resume ({shown})", hint="start it without --resume")
+    if not existing and any(study_dir.path.glob("trial-*")):
+        raise UsageError(f"{study_dir.path} holds trials of an earlier study that {shown} does not know",
+                         hint=f"move or remove {study_dir.path}, or start another study with --study NAME")
     optuna = require_optuna()
     assert base.search is not None
     goals = runner.goals

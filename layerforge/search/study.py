@@ -75,6 +75,10 @@ def open_storage(study_dir: StudyDir, url: str | None) -> tuple[Any, str]:
         raise UsageError(f"--storage {_hide_password(url)}: its database driver is not installed ({e.name or e})",
                          hint='pip install -e ".[search]" installs the PostgreSQL driver (psycopg); '
                               'MySQL needs pymysql') from None
+    except sqlalchemy.exc.OperationalError as e:
+        raise UsageError(f"--storage {_hide_password(url)}: {str(e).splitlines()[0]}",
+                         hint="is the database server running and reachable? check the host, port, user, password "
+                              "and database name") from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as e:
         raise UsageError(f"--storage {_hide_password(url)}: {str(e).splitlines()[0]}",
                          hint="give an SQLAlchemy URL: sqlite:///study.db, postgresql://user:pw@host/db, "
