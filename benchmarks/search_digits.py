@@ -7,7 +7,7 @@ For each seed, a TPE study and a random-sampling study run back to back (interle
 slows both alike), each of ``--trials`` trials. Printed, as the markdown tables of docs/search.md:
 
 - the baseline (trained here, same seed): validation and test accuracy, FLOPs, parameters, wall time;
-- per study: wall time, trials complete / pruned by the median rule / over budget, the best trial's
+- per study: wall time (first trial's start to last trial's end), trials complete / pruned by the median rule / over budget, the best trial's
   validation accuracy, FLOPs (and its share of the baseline's) and test accuracy (its checkpoint evaluated on
   the test split that neither the search nor the baseline looked at), and the smallest trial that matches
   the baseline's validation accuracy;
@@ -19,6 +19,10 @@ Also draws accuracy vs FLOPs of every trial of the first TPE study, with the bas
 
     nice python benchmarks/search_digits.py                               # 40 trials, seeds 0 1 2, tpe + random
     nice python benchmarks/search_digits.py --seeds 0 --samplers tpe      # one study
+    # the same comparison, the studies of a seed at the same time in two processes, then the tables:
+    nice python benchmarks/search_digits.py --out D --seeds 0 --samplers tpe &
+    nice python benchmarks/search_digits.py --out D --seeds 0 --samplers random; wait
+    python benchmarks/search_digits.py --out D --seeds 0                  # (resumes both: prints the tables)
     python benchmarks/search_digits.py --smoke                            # 2 trials of 1 epoch each, no figures
 """
 from __future__ import annotations
@@ -51,27 +55,37 @@ def parse() -> argparse.Namespace:
 
 
 def baseline(out: Path, smoke: bool) -> dict[str, Any]:
+    """The shipped CNN trained here (or, with an --out that has it, the run trained there before)."""
     import layerforge as lf
+    from layerforge.engine.rundir import RunDir, run_summary
 
-    over = ["train.epochs=1", "train.plots=false"] if smoke else ["train.plots=false"]
-    t0 = time.perf_counter()
-    run = lf.train(BASELINE, overrides=over, out=out / "baseline")
-    wall = time.perf_counter() - t0
+    run_dir = out / "baseline"
+    if not (run_dir / "run.json").is_file():
+        over = ["train.epochs=1", "train.plots=false"] if smoke else ["train.plots=false"]
+        t0 = time.perf_counter()
+        lf.train(BASELINE, overrides=over, out=run_dir)
+        (out / "baseline.wall").write_text(f"{time.perf_counter() - t0:.1f}")
+    best = run_summary(RunDir(run_dir))["best"]
     summary = lf.summarize(BASELINE)
-    test = lf.evaluate(run.run_dir, split="test", plot=False).metrics["accuracy"]
-    return {"val_accuracy": run.best["val_accuracy"], "test_accuracy": test, "flops": summary.flops,
-            "params": summary.total_params, "wall_s": wall, "epoch": run.best_epoch}
+    test = lf.evaluate(run_dir, split="test", plot=False).metrics["accuracy"]
+    return {"val_accuracy": best["val_accuracy"], "test_accuracy": test, "flops": summary.flops,
+            "params": summary.total_params, "wall_s": float((out / "baseline.wall").read_text())}
 
 
 def study(sampler: str, seed: int, trials: int, out: Path, smoke: bool, base: dict[str, Any]) -> dict[str, Any]:
+    """One study (continued where an earlier run of the script with the same --out left it: several runs of
+    the script may share an --out, e.g. one per sampler at the same time, and a last one prints them all)."""
     import layerforge as lf
 
+    name = f"{sampler}-s{seed}"
     over = [f"train.out={out / 'runs'}", f"search.sampler.name={sampler}", f"search.seed={seed}"]
     if smoke:
         over += ["train.epochs=1"]
-    t0 = time.perf_counter()
-    result = lf.search(SEARCH, overrides=over, trials=trials, study=f"{sampler}-s{seed}")
-    wall = time.perf_counter() - t0
+    resume = (out / "runs" / "cnn_digits_search" / f"search-{name}" / "journal.log").is_file()
+    result = lf.search(SEARCH, overrides=over, trials=trials, study=name, resume=resume)
+    times = [(t.started, t.ended) for t in result.trials if t.started and t.ended]
+    wall = (_dt.datetime.fromisoformat(max(e for _, e in times))
+            - _dt.datetime.fromisoformat(min(s for s, _ in times))).total_seconds() if times else 0.0
     done = sorted((t for t in result.trials if t.state == "complete"), key=lambda t: t.number)
     curve = {}
     for k in (10, 20, trials):

@@ -49,6 +49,8 @@ class TrialRow:
     metrics: dict[str, float] = field(default_factory=dict)  # the run's best-epoch record
     run_dir: str | None = None
     retry_of: int | None = None
+    started: str | None = None  # ISO times, as the storage records them
+    ended: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

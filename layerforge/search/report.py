@@ -35,7 +35,9 @@ def row_of(t: "optuna.trial.FrozenTrial") -> TrialRow:
                     params=a.get("params"), flops=a.get("flops"), latency_ms=a.get("latency_ms"), epoch=epoch,
                     epochs=a.get("epochs"), time_s=(end - t.datetime_start).total_seconds() if t.datetime_start else None,
                     reason=reason, sampled=dict(t.params), metrics=dict(a.get("metrics") or {}),
-                    run_dir=a.get("run_dir"), retry_of=a.get("retry_of"))
+                    run_dir=a.get("run_dir"), retry_of=a.get("retry_of"),
+                    started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+                    ended=t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else None)
 
 
 class Watcher:

@@ -154,9 +154,6 @@ def study_exists(storage: Any, name: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # The worker loop
 # ---------------------------------------------------------------------------------------------
-FINISHED = ("COMPLETE", "PRUNED")
-
-
 @dataclass
 class Limits:
     """When a worker stops starting trials."""
