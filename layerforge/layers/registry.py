@@ -8,6 +8,7 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
 - ``flops(in_shapes, out_shape)`` — exact forward FLOPs for ONE sample (a multiply-add counts 2);
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
+- ``extra_info(in_shapes, out_shape)`` — optional facts ``inspect`` shows (default: none).
 
 Shapes exclude the batch dimension and are channels-first: an image is ``(C, H, W)``, a sequence
 ``(T, F)``. The class docstring is the layer's documentation page (formula, parameters, shapes,
@@ -62,6 +63,12 @@ class LayerSpec(BaseModel):
     def backward_flops(self, in_shapes: list[Shape], out_shape: Shape) -> int | None:
         f = self.flops(in_shapes, out_shape)
         return None if f is None else 2 * f
+
+    def extra_info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
+        """Optional facts about this layer that ``inspect`` shows beside its row (table: an Info column;
+        JSON: ``layers[].info``), e.g. a compression ratio or a simulated state's size. Short, JSON-able
+        values; the default has none."""
+        return {}
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:
