@@ -77,9 +77,9 @@ class QuantumCircuit(LayerSpec):
        `probs`: the 2ⁿ probabilities |ψ_s|².
 
     Simulation: a complex state (B, 2ⁿ) (complex64; complex128 when the module is float64). Angle
-    encoding builds the product state directly by Kronecker products; a one-qubit gate on qubit q is the
-    einsum `ij,bljr->blir` over the state viewed as (B, 2^q, 2, 2^{n−q−1}); each layer's CNOTs are one
-    precomputed permutation of the amplitudes. Gradients come from autograd through these ops.
+    encoding builds the product state directly by Kronecker products; a one-qubit gate U on qubit q is
+    the matmul U·ψ with the state viewed as (B, 2^q, 2, 2^{n−q−1}) (U broadcast over the first two
+    axes); each layer's CNOTs are one precomputed permutation of the amplitudes. Gradients come from autograd through these ops.
     Memory: one state is 2ⁿ·8 bytes per sample and a training step keeps about L·n + 2 of them; a
     circuit whose training memory for a single sample exceeds this machine's memory is refused when the
     spec is validated, with the amount it would need.
@@ -254,7 +254,7 @@ def _module_class() -> type:
                 for l in range(self.depth):
                     for q in range(n):
                         view = psi.reshape(b, 2 ** q, 2, 2 ** (n - q - 1))  # (B, left, qubit q, right)
-                        psi = torch.einsum("ij,bljr->blir", gates[l, q], view).reshape(b, -1)
+                        psi = (gates[l, q] @ view).reshape(b, -1)  # U (2, 2) on the qubit axis of every block
                     if n > 1:
                         psi = psi.index_select(1, self.perms[l])  # the layer's CNOTs
                 probs = psi.real.square() + psi.imag.square()  # (B, 2ⁿ)

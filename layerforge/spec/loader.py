@@ -143,6 +143,26 @@ def parse_override(item: str) -> tuple[KeyPath, Any]:
     return tuple(parts), value
 
 
+def _by_name(path: KeyPath, data: Any) -> KeyPath:
+    """``model.layers.<name>.key`` → ``model.layers.<index>.key``: a non-numeric part inside a list picks
+    the entry whose ``name`` it is (``--set model.layers.q.qubits=6``). Parts that match nothing are kept,
+    so the caller reports them."""
+    out: list[Any] = []
+    node = data
+    for part in path:
+        if isinstance(node, list) and isinstance(part, str):
+            hit = next((j for j, e in enumerate(node) if isinstance(e, dict) and e.get("name") == part), None)
+            part = part if hit is None else hit
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
 def apply_overrides(data: Any, overrides: list[str], marks: Marks) -> Any:
     """Apply ``--set`` overrides in order; intermediate mappings are created where missing."""
     for item in overrides or []:
@@ -151,13 +171,17 @@ def apply_overrides(data: Any, overrides: list[str], marks: Marks) -> Any:
         if not isinstance(data, dict):
             data = {}
         node: Any = data
+        path = _by_name(path, data)
         for i, part in enumerate(path[:-1]):
             nxt = path[i + 1]
             if isinstance(node, list):
                 if not isinstance(part, int) or not -len(node) <= part < len(node):
+                    names = [e["name"] for e in node if isinstance(e, dict) and isinstance(e.get("name"), str)]
+                    what = f"no entry is named '{part}'" if isinstance(part, str) else f"index {part} is out of range"
                     raise SpecError([Issue(
-                        f"index {part} is out of range: {format_path(path[:i])} has {len(node)} entries",
-                        path[: i + 1], "use an index from 0", origin=origin)])
+                        f"{what}: {format_path(path[:i])} has {len(node)} entries",
+                        path[: i + 1], "use an index from 0" + (f" or a name: {', '.join(names)}" if names else ""),
+                        origin=origin)])
                 node = node[part]
             elif isinstance(node, dict):
                 if part not in node or node[part] is None:

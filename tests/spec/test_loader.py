@@ -55,3 +55,14 @@ def test_override_index_out_of_range_is_an_error():
         apply_overrides({"model": {"layers": [{}]}}, ["model.layers.5.units=1"], Marks("f"))
     assert "out of range" in e.value.issues[0].message
     assert e.value.issues[0].origin == "--set model.layers.5.units=1"
+
+
+def test_override_can_address_a_layer_by_its_name():
+    marks = Marks("f")
+    data = {"model": {"layers": [{"type": "dense", "units": 4}, {"type": "quantum_circuit", "name": "q", "qubits": 4}]}}
+    data = apply_overrides(data, ["model.layers.q.qubits=6"], marks)
+    assert data["model"]["layers"][1]["qubits"] == 6
+    assert marks.overridden[("model", "layers", 1, "qubits")] == "--set model.layers.q.qubits=6"
+    with pytest.raises(SpecError) as e:
+        apply_overrides(data, ["model.layers.qq.qubits=6"], marks)
+    assert "no entry is named 'qq'" in e.value.issues[0].message and "or a name: q" in e.value.issues[0].hint
