@@ -61,11 +61,18 @@ def _well_split(n: int, d: int) -> tuple[int, ...] | None:
     return modes
 
 
+def arrange(modes: Sequence[int]) -> tuple[int, ...]:
+    """The two largest modes at the ends (second largest first, largest last), the rest ascending between.
+    An end core has one bond (r·m·n parameters), a middle core two (r²·m·n): big modes belong at the ends."""
+    s = sorted(modes)
+    return tuple(s) if len(s) <= 2 else (s[-2], *s[:-2], s[-1])
+
+
 def auto_modes(n: int, d: int, what: str) -> tuple[int, ...]:
-    """Balanced modes for width n, or a ShapeError saying why not and which widths would work."""
+    """Balanced, arranged modes for width n, or a ShapeError saying why not and which widths would work."""
     modes = _well_split(n, d)
     if modes is not None:
-        return modes
+        return arrange(modes)
     best = balanced_modes(n, d)
     near = []
     for delta in range(1, n):
@@ -125,8 +132,9 @@ class TTDense(LayerSpec):
     After step d the state is (B·M, 1, 1), i.e. y before the bias.
 
     Modes chosen automatically (`in_modes`/`out_modes` omitted) are the split of the width into `cores`
-    factors ≥ 2 whose largest factor is smallest (ties: smallest sum), ascending: 64 → 4·4·4,
-    256 → 4·8·8, 784 → 7·8·14. A width that has no such split (a prime, 10 into 3 factors) or whose best
+    factors ≥ 2 whose largest factor is smallest (ties: smallest sum), ordered with the two largest at
+    the ends (second largest first, largest last, the rest ascending between), since a middle core has
+    two rank bonds and an end core one: 64 → 4·4·4, 256 → 8·4·8, 784 → 8·7·14, 1024 in 4 → 8·4·4·8. A width that has no such split (a prime, 10 into 3 factors) or whose best
     split is lopsided (largest factor more than 2·⌈N^(1/d)⌉, e.g. 106 = 2·53 into 2) is refused with a
     hint listing nearby widths that split evenly; give the modes explicitly to use it anyway. A rank above
     a bond's full rank min(∏_{i≤k} m_i·n_i, ∏_{i>k} m_i·n_i) is lowered to it (more would add parameters

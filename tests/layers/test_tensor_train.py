@@ -95,9 +95,9 @@ def test_flops_equal_flop_counter_mode_on_the_actual_forward_and_params_the_form
         m(torch.randn(batch, width))
     bias = layer.units if layer.use_bias else 0
     assert counter.get_total_flops() == batch * (layer.flops([(width,)], (layer.units,)) - bias)
-    # by hand for the first case: steps (1·16·4·1·4·8) + (4·4·4·8·8·8) + (32·1·4·8·8·1), ×2
+    # by hand for the first case, modes 4·4·4 → 8·4·8: steps (1·16·4·1·8·8) + (8·4·4·8·4·8) + (32·1·4·8·8·1), ×2
     if kw == {"units": 256, "ranks": 8}:
-        assert layer.flops([(width,)], (256,)) == 2 * (2048 + 32768 + 8192) + 256
+        assert layer.flops([(width,)], (256,)) == 2 * (4096 + 32768 + 8192) + 256
     params = sum(ranks[k] * outs[k] * ins[k] * ranks[k + 1] for k in range(len(ins))) + bias
     assert sum(p.numel() for p in m.parameters()) == params
 
@@ -107,10 +107,10 @@ def test_summary_shows_the_compression_against_the_dense_layer():
                                                      {"type": "dense", "units": 10}]}}
     s = lf.summarize(spec)
     row = s.layers[0]
-    assert row.params == 1 * 4 * 4 * 8 + 8 * 8 * 4 * 8 + 8 * 8 * 4 * 1 + 256  # 128 + 2048 + 256 + bias
+    assert row.params == 1 * 8 * 4 * 8 + 8 * 4 * 4 * 8 + 8 * 8 * 4 * 1 + 256  # modes 4·4·4 → 8·4·8, + bias
     assert row.info["dense_params"] == 64 * 256 + 256
     assert row.info["compression"] == round((64 * 256 + 256) / row.params, 2)
-    assert row.info["modes"] == "4·4·4 → 4·8·8" and row.info["ranks"] == [8, 8]
+    assert row.info["modes"] == "4·4·4 → 8·4·8" and row.info["ranks"] == [8, 8]
     assert s.layers[1].info == {}
 
 
@@ -154,7 +154,23 @@ def test_automatic_modes_are_the_most_balanced_split():
     assert balanced_modes(1000, 3) == (10, 10, 10)
     assert balanced_modes(97, 3) is None
     m = tt(units=256).build([(784,)])
-    assert (m.in_modes, m.out_modes) == ((7, 8, 14), (4, 8, 8))
+    assert (m.in_modes, m.out_modes) == ((8, 7, 14), (8, 4, 8))  # the two largest at the ends
+    assert tt(units=1024, cores=4).build([(1024,)]).in_modes == (8, 4, 4, 8)
+
+
+def test_the_automatic_order_gives_the_fewest_parameters_of_all_orders():
+    """Over every permutation of the balanced in and out modes, at uniform rank 8."""
+    import itertools
+
+    def params(ins, outs):
+        r = [1, *(min(8, f) for f in full_ranks(ins, outs)), 1]
+        return sum(r[k] * ins[k] * outs[k] * r[k + 1] for k in range(len(ins)))
+
+    for n, m, d in [(256, 256, 3), (64, 256, 3), (784, 256, 3), (1024, 1024, 4)]:
+        auto = tt(units=m, cores=d).build([(n,)])
+        best = min(params(pi, po) for pi in itertools.permutations(balanced_modes(n, d))
+                   for po in itertools.permutations(balanced_modes(m, d)))
+        assert params(auto.in_modes, auto.out_modes) == best
 
 
 def test_a_prime_input_width_is_a_located_error_with_widths_that_work():
