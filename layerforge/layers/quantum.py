@@ -188,7 +188,7 @@ def _module_class() -> type:
             nn.init.uniform_(self.weights, 0.0, 2 * math.pi)
             # Not saved with the weights: they follow from the layer's parameters.
             basis = torch.arange(2 ** qubits)
-            perms = [self._cnot_index(basis, cnot_pairs(qubits, l, entangler)) for l in range(depth)]
+            perms = [self._cnot_index(basis, cnot_pairs(qubits, layer, entangler)) for layer in range(depth)]
             self.register_buffer("perms", torch.stack(perms), persistent=False)  # (L, 2ⁿ)
             bits = torch.stack([(basis >> (qubits - 1 - i)) & 1 for i in range(qubits)], dim=1)  # (2ⁿ, n)
             self.register_buffer("z_signs", (1 - 2 * bits).to(torch.get_default_dtype()), persistent=False)
@@ -251,12 +251,12 @@ def _module_class() -> type:
                 psi = self.encode(x.reshape(-1, x.shape[-1]).to(real), cdtype)  # (B, 2ⁿ)
                 b = psi.shape[0]
                 gates = self.gate_matrices(cdtype)  # (L, n, 2, 2)
-                for l in range(self.depth):
+                for layer in range(self.depth):
                     for q in range(n):
                         view = psi.reshape(b, 2 ** q, 2, 2 ** (n - q - 1))  # (B, left, qubit q, right)
-                        psi = (gates[l, q] @ view).reshape(b, -1)  # U (2, 2) on the qubit axis of every block
+                        psi = (gates[layer, q] @ view).reshape(b, -1)  # U (2, 2) on the qubit axis of every block
                     if n > 1:
-                        psi = psi.index_select(1, self.perms[l])  # the layer's CNOTs
+                        psi = psi.index_select(1, self.perms[layer])  # the layer's CNOTs
                 probs = psi.real.square() + psi.imag.square()  # (B, 2ⁿ)
                 out = probs @ self.z_signs.to(real) if self.measure == "pauli_z" else probs  # (B, n) | (B, 2ⁿ)
             return out.reshape(*lead, out.shape[-1])

@@ -23,7 +23,6 @@ from .registry import LayerSpec, Shape, register
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
 # The automatic factorisation accepts a mode list whose largest mode is at most this many times the
 # balanced size ⌈N^(1/d)⌉; a width whose best split is more lopsided (e.g. 2·53) is refused with a hint.
