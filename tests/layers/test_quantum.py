@@ -251,3 +251,26 @@ def test_parameter_count_and_summary_info():
     s = lf.summarize(spec)
     assert [r.params for r in s.layers] == [3 * 4 * 3, 2 * 4]
     assert s.layers[0].info["state"] == "2^4 amplitudes, 128 B/sample"
+
+
+def test_the_simulation_runs_in_float32_under_bf16_autocast():
+    m = circuit(qubits=4).build([(4,)])
+    x = torch.randn(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, m(x))
+
+
+@pytest.mark.cuda
+def test_cuda_simulation_equals_the_cpu_one():
+    torch.manual_seed(0)
+    m = circuit(qubits=6, layers=3, entangler="ring").build([(6,)])
+    x = torch.randn(5, 6, requires_grad=True)
+    y = m(x)
+    y.sum().backward()
+    mc, xc = m.cuda(), x.detach().cuda().requires_grad_(True)
+    yc = mc(xc)
+    yc.sum().backward()
+    torch.testing.assert_close(yc.cpu(), y.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(xc.grad.cpu(), x.grad, rtol=1e-5, atol=1e-5)

@@ -205,3 +205,12 @@ def test_inconsistent_parameters_are_refused_with_what_to_change(kw, match):
 def test_in_modes_that_do_not_multiply_to_the_input_width_are_a_shape_error():
     with pytest.raises(ShapeError, match=r"in_modes \[4, 4\] multiply to 16, but the input width is 20"):
         tt(units=16, in_modes=[4, 4]).output_shape([(20,)])
+
+
+@pytest.mark.cuda
+def test_cuda_forward_equals_the_cpu_one():
+    torch.manual_seed(0)
+    m = tt(units=256, ranks=8).build([(64,)])
+    x = torch.randn(4, 64)
+    y = m(x)
+    torch.testing.assert_close(m.cuda()(x.cuda()).cpu(), y.detach(), rtol=1e-4, atol=1e-5)
