@@ -68,6 +68,15 @@ def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...]) -
         proj = 2 * (q[0] * q[1] * h * dk + k[0] * k[1] * h * dk + v[0] * v[1] * h * dv + q[0] * h * dv * out[-1])
         pairs = layer.pairs(q[0]) if t == "sparse_attention" else q[0] * v[0]
         return proj + h * pairs * (2 * dk + 2 * dv)
+    if t == "tt_dense":
+        from layerforge.layers.tensor_train import tt_flops_per_position
+
+        return prod(shapes[0][:-1]) * tt_flops_per_position(*layer.structure(shapes[0][-1]))
+    if t == "quantum_circuit":  # complex matmuls: 8 real FLOPs per multiply-add here, 2 in FlopCounterMode
+        from layerforge.layers.quantum import circuit_flops
+
+        parts = circuit_flops(layer.qubits, layer.layers, shapes[0][-1], layer.encoding, layer.rotation, layer.measure)
+        return prod(shapes[0][:-1]) * (parts["gates"] + parts["expectations"])
     return 0  # no matmul or convolution in the formula (pooling, norms, activations, merges, reshapes, ...)
 
 

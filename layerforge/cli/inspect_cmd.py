@@ -51,14 +51,17 @@ def _table(s, graph) -> None:
     t.add_column("Output shape")
     t.add_column("Params", justify="right")
     t.add_column("FLOPs", justify="right")
+    info = any(r.info for r in s.layers)
+    if info:
+        t.add_column("Info")
     for name, shape in s.input_shape.items():
-        row = [f"{name} (input)"] + ([""] if multi else []) + [str([s.batch_size, *shape]), "0", "0"]
+        row = [f"{name} (input)"] + ([""] if multi else []) + [str([s.batch_size, *shape]), "0", "0"] + ([""] if info else [])
         t.add_row(*row)
     for r in s.layers:
         params = f"{r.params:,}" + ("" if r.params == r.trainable_params else f" ({r.params - r.trainable_params:,} frozen)")
         flops = "uncounted" if r.flops is None else human_count(r.flops)
         row = [f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape), params, flops]
-        t.add_row(*row)
+        t.add_row(*row, *([_info(r.info)] if info else []))
     console.print(t)
     console.print(f"Total params: {s.total_params:,}  ({human_bytes(s.param_bytes)} with buffers, fp32)")
     console.print(f"Trainable params: {s.trainable_params:,}")
@@ -66,6 +69,18 @@ def _table(s, graph) -> None:
     console.print(f"Forward FLOPs (batch {s.batch_size}): {human_count(s.flops)} ({s.flops:,})"
                   + (f"  — uncounted layers: {', '.join(s.uncounted)}" if s.uncounted else ""))
     console.print(f"Activation memory (batch {s.batch_size}, fp32): {human_bytes(s.activation_bytes)}")
+
+
+def _info(info: dict) -> str:
+    """A layer type's extra_info as 'key: value' pairs (integers with thousands separators, a ratio with ×)."""
+    def fmt(k: str, v: object) -> str:
+        if isinstance(v, list):
+            return ", ".join(map(str, v))
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return f"{v}×" if k == "compression" else str(v)
+
+    return "; ".join(f"{k.replace('_', ' ')}: {fmt(k, v)}" for k, v in info.items())
 
 
 def _is_chain(s) -> bool:

@@ -9,7 +9,9 @@ from . import (  # noqa: F401
     merge,
     norm,
     pooling,
+    quantum,
     recurrent,
     shape,
     sparse_attention,
+    tensor_train,
 )

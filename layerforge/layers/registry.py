@@ -9,13 +9,17 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
 
+Hooks with defaults: ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
+nonlinearity), ``check_memory(in_shapes, limit)`` (memory kept for backward, checked against the
+machine's), ``extra_info(in_shapes, out_shape)`` (optional facts ``inspect`` shows; default: none).
+
 Shapes exclude the batch dimension and are channels-first: an image is ``(C, H, W)``, a sequence
 ``(T, F)``. The class docstring is the layer's documentation page (formula, parameters, shapes,
 PyTorch/Keras equivalents, YAML example); ``summary`` is its one-line description.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +79,18 @@ class LayerSpec(BaseModel):
         Default: the layer's ``activation`` parameter, when it has one."""
         act = getattr(self, "activation", None)
         return act if isinstance(act, str) and act != "linear" else None
+
+    def check_memory(self, in_shapes: list[Shape], limit: int) -> None:
+        """Raise ShapeError when training on ONE sample through this layer needs more than ``limit`` bytes
+        (this machine's memory) beyond what the front door's size check counts itself (parameters and each
+        layer's output): memory kept for the backward pass, such as a simulated circuit's state vectors.
+        The message says how much it needs, the hint what fits. The default needs nothing more."""
+
+    def extra_info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
+        """Optional facts about this layer that ``inspect`` shows beside its row (table: an Info column;
+        JSON: ``layers[].info``), e.g. a compression ratio or a simulated state's size. Short, JSON-able
+        values; the default has none."""
+        return {}
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:
