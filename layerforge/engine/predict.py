@@ -75,7 +75,9 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     outs = []
     multi = isinstance(x, dict)
     n = len(rows)
-    with torch.inference_mode():
+    from .device import seeded
+
+    with torch.inference_mode(), seeded(spec.seed, dev):  # rate coding draws the same spikes every time
         for i in range(0, n, batch_size):
             xb = {k: v[i:i + batch_size].to(dev) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev)
             outs.append((model(**xb) if multi else model(xb)).float().cpu())

@@ -8,6 +8,11 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
 - ``flops(in_shapes, out_shape)`` — exact forward FLOPs for ONE sample (a multiply-add counts 2);
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
+- ``out_steps(steps)`` — time steps of the output (spiking layers, :mod:`.spiking`): between a
+  ``spike_encode`` and its ``spike_readout`` a tensor carries T steps folded into the batch, time-major
+  ``(T·B, *shape)``, so per-sample shapes are unchanged and every other layer works as it is; the graph
+  multiplies such a layer's FLOPs and activations by T. A ``time_aware`` layer (it unfolds the steps
+  itself) takes ``steps=T`` in ``build``, ``flops`` and ``backward_flops`` and counts all T steps.
 
 Shapes exclude the batch dimension and are channels-first: an image is ``(C, H, W)``, a sequence
 ``(T, F)``. The class docstring is the layer's documentation page (formula, parameters, shapes,
@@ -48,6 +53,8 @@ class LayerSpec(BaseModel):
     example: ClassVar[str] = ""  # one YAML list item, e.g. "- {type: dense, units: 64}", shown in the docs
     integer_input: ClassVar[bool] = False  # True when the layer reads integer ids (embedding)
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
+    time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
+    example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
 
     # --- the contract -------------------------------------------------------------------------
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -62,6 +69,12 @@ class LayerSpec(BaseModel):
     def backward_flops(self, in_shapes: list[Shape], out_shape: Shape) -> int | None:
         f = self.flops(in_shapes, out_shape)
         return None if f is None else 2 * f
+
+    def out_steps(self, steps: int) -> int:
+        """Time steps T of the output for an input carrying ``steps`` (1 = an ordinary tensor). Most layers
+        keep T; a spiking layer that sets or consumes it overrides this and raises ShapeError when the
+        input's T does not fit it."""
+        return steps
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:
