@@ -17,7 +17,7 @@ from .errors import CheckpointError, DataError, LayerforgeError, SpecError, Trai
 _LAZY = {
     "LayerSpec": "layerforge.layers.registry", "register": "layerforge.layers.registry",
     "registry": "layerforge.layers.registry", "Spec": "layerforge.spec.schema",
-    "spec_from_dict": "layerforge.spec.validate",
+    "spec_from_dict": "layerforge.spec.validate", "spike_report": "layerforge.analysis.spiking",
 }
 
 
@@ -138,6 +138,6 @@ def profile(configs: Any, **kwargs: Any):
 
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "Spec", "SpecError", "TrainingError",
-    "build_model", "evaluate", "load_spec", "predict", "profile", "register", "registry", "spec_from_dict", "summarize", "train",
+    "build_model", "evaluate", "load_spec", "predict", "profile", "register", "registry", "spec_from_dict", "spike_report", "summarize", "train",
     "validate",
 ]

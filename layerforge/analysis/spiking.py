@@ -48,6 +48,7 @@ class WeightRow:
     steps: int  # time steps it runs for
     ann_macs: int  # per sample, in the equivalent non-spiking network (one step)
     spike_input: bool | None = None  # measured: every input value was 0 or 1 (None: not measured)
+    input_density: float | None = None  # measured: the fraction of input values that are not 0
     sops: float | None = None  # per sample, all steps: Σ spikes × fan-out (spike input)
     snn_macs: float | None = None  # per sample, all steps: MACs on a real-valued input
     ann_energy_pj: float = 0.0
@@ -133,6 +134,8 @@ class _Acc:
         self.macs = 0
         self.sops = 0.0
         self.binary = True
+        self.nonzero = 0  # input values ≠ 0, and input values seen
+        self.inputs = 0
         self.spikes = 0.0
         self.elements = 0
         self.fanout: dict[tuple[int, ...], "torch.Tensor"] = {}
@@ -154,12 +157,17 @@ def _fanout(m: "nn.Module", x: "torch.Tensor", acc: _Acc) -> "torch.Tensor | int
     return acc.fanout[key][0]
 
 
-def _weight_hook(acc: _Acc, measure_sops: bool):
+def _weight_hook(acc: _Acc, on_data: bool):
+    import torch
+
     def hook(m: "nn.Module", inputs: tuple, output: "torch.Tensor") -> None:
         x = inputs[0]
         acc.frames += x.shape[0]
         acc.macs += output.numel() * m.weight[0].numel()  # outputs × fan-in (per group)
-        if measure_sops and acc.binary:
+        if on_data:
+            acc.nonzero += int(torch.count_nonzero(x))
+            acc.inputs += x.numel()
+        if on_data and acc.binary:
             acc.binary = bool(((x == 0) | (x == 1)).all())
             if acc.binary:
                 acc.sops += float((x.float() * _fanout(m, x, acc)).sum())
@@ -204,7 +212,9 @@ def measure(model: "nn.Module", graph: "Graph", batches: Iterable[Any], *, seed:
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
             torch.manual_seed(seed)
-            for xb in batches or [make_inputs(graph, 1, str(device))[0]]:
+            if not batches:
+                model(*make_inputs(graph, 1, str(device)))
+            for xb in batches:
                 if isinstance(xb, dict):
                     model(**{k: v.to(device) for k, v in xb.items()})
                     samples += len(next(iter(xb.values())))
@@ -215,7 +225,7 @@ def measure(model: "nn.Module", graph: "Graph", batches: Iterable[Any], *, seed:
         for h in handles:
             h.remove()
         model.train(was)
-    return _report(graph, accs, spikes, weighted, samples if batches else 0, name, weights, split)
+    return _report(graph, accs, spikes, weighted, samples, name, weights, split)
 
 
 def _report(graph: "Graph", accs: dict[tuple[str, str], _Acc], spikes: dict[str, _Acc], weighted: set[str],
@@ -229,6 +239,7 @@ def _report(graph: "Graph", accs: dict[tuple[str, str], _Acc], spikes: dict[str,
                       ann_energy_pj=per_frame * E_MAC_PJ)
         if measured:
             r.spike_input = acc.binary
+            r.input_density = acc.nonzero / max(acc.inputs, 1)
             if acc.binary:
                 r.sops = acc.sops / samples
                 r.snn_energy_pj = r.sops * E_AC_PJ
@@ -321,28 +332,26 @@ def _open(source: Any, checkpoint: str, overrides: list[str] | None, plugins: li
 
 def _batches(spec: Any, base: Any, data: Any, samples: int, split: str | None
              ) -> tuple[list[Any], str | None, list[str]]:
-    """The first ``samples`` inputs of the chosen split, in batches of at most 128."""
+    """The first ``samples`` inputs of the chosen split, in batches of at most 128; (batches, split, notes)."""
     from ..data.bundle import DataBundle, Split
     from ..errors import UsageError
 
+    if split not in (None, "val", "test", "train"):
+        raise UsageError(f"unknown split '{split}'", hint="use val, test or train")
     if data is None:
         if spec.data is None:
             return [], None, ["the spec has no data: section, so nothing was measured"]
         from ..engine.api import load_bundle
 
         data = load_bundle(spec, base)
-    used = "tensor"
+    used = "given data"
     if isinstance(data, DataBundle):
-        order = [split] if split else ["val", "test", "train"]
-        if split not in (None, "val", "test", "train"):
-            raise UsageError(f"unknown split '{split}'", hint="use val, test or train")
-        used = next((s for s in order if getattr(data, s) is not None and len(getattr(data, s))), None)
+        used = next((s for s in ([split] if split else ["val", "test", "train"])
+                     if getattr(data, s) is not None and len(getattr(data, s))), None)
         if used is None:
-            raise UsageError(f"the data has no {split} split", hint="choose another split")
+            raise UsageError(f"the data has no {split} split", hint="measure on another split")
         data = getattr(data, used)
     x = data.x if isinstance(data, Split) else data
-    if isinstance(data, Split) and used == "tensor":
-        used = "split"
     n = min(samples, len(next(iter(x.values()))) if isinstance(x, dict) else len(x))
     size = 128
     if isinstance(x, dict):

@@ -50,11 +50,14 @@ def inspect(
         _tree(summary, graph)
     else:
         _table(summary, graph)
+    from .render import console
+
     if spikes:
-        from .render import console
         from .spiking_view import render_spiking
 
         render_spiking(spikes, console)
+    elif data:
+        console.print("[yellow]note[/]: --data measures spiking layers (firing rates, SOPs, energy); this model has none")
 
 
 def _spikes(config: Path, spec, graph, data: bool, samples: int) -> dict | None:

@@ -26,8 +26,8 @@ def render_spiking(rep: dict[str, Any], console: Console) -> None:
         console = Console(highlight=False, width=240)
 
     measured = rep["measured"]
-    where = (f"measured on {rep['samples']:,} samples of the {rep['split']} split" if measured
-             else "not measured (no data)")
+    split = rep["split"] if rep["split"] not in ("val", "test", "train") else f"the {rep['split']} split"
+    where = f"measured on {rep['samples']:,} samples of {split}" if measured else "not measured (no data)"
     console.print()
     console.print(f"[bold]Spiking layers[/] ({where}; weights: {escape(rep['weights'])})")
     rows = [[f"{r['layer']} ({r['type']})", r["steps"], f"{r['neurons']:,}",
