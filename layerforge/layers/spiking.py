@@ -145,9 +145,9 @@ class LIF(SpikingLayer):
     **Shapes.** any shape → the same shape. Parameters: β is one number (`beta_per_neuron: false`) or one
     per input element; a parameter with `learn_beta`, else a buffer.
 
-    **FLOPs** per neuron per step: 6 with reset subtract or zero, 4 with none (β·U, + I, U − θ, compare,
-    + the reset's multiply and subtract); 2 for `output: membrane` with `reset: none` (no spikes are made).
-    Times T and the neurons. Backward: 2 × forward.
+    **FLOPs** per neuron per step: 6 with reset subtract or zero (β·U, + I, U − θ, the compare, and the
+    reset's two), 4 with reset none, 2 for `output: membrane` with `reset: none` (no spikes are made).
+    Times T and the neurons (β's clamp, once per batch, is not counted). Backward: 2 × forward.
 
     **Equivalents.** snnTorch `snn.Leaky(beta, threshold, spike_grad=surrogate.atan(alpha=2),
     reset_mechanism=reset, learn_beta=...)` called once per step (traces equal exactly, see
