@@ -13,7 +13,7 @@ layer with real-valued input (after ``direct`` coding) does all its MACs at ever
 ("Computing's energy problem", ISSCC): a MAC costs 4.6 pJ (3.7 pJ multiply + 0.9 pJ add), an accumulate
 0.9 pJ. ANN = 4.6 pJ × MACs; SNN = 0.9 pJ × SOPs + 4.6 pJ × (MACs on real-valued inputs, all steps)
 + 4.6 pJ × neuron updates (one MAC per LIF neuron per step: β·U + I). Memory traffic is ignored, and it
-can dominate: reading a 32-bit word from an 8 kB SRAM costs ~5 pJ and from DRAM ~640 pJ (Horowitz
+can dominate: reading a 32-bit word from a small SRAM cache costs ~5 pJ and from DRAM ~640 pJ (Horowitz
 2014), and SNNs also read and write their membrane state at every step (Dampfhoffer et al. 2023, "Are
 SNNs really more energy-efficient than ANNs?", IEEE TETCI). Only weight layers are counted (attention's
 score products, activations, pooling and normalisation are not).
