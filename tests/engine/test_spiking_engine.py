@@ -135,6 +135,18 @@ def test_inspect_data_on_a_run_directory_reports_measured_spikes(trained, capsys
     assert r.code == 0 and "Firing rate" in r.out and "SOPs" in r.out and "memory traffic" in r.out
 
 
+@pytest.mark.cuda
+def test_a_spiking_run_trains_evaluates_and_reports_on_cuda(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("device: cpu", "device: cuda"))
+    assert lf.train(spec, out=tmp_path / "run").status == "completed"
+    a = lf.evaluate(tmp_path / "run", plot=False, device="cuda")
+    b = lf.evaluate(tmp_path / "run", plot=False, device="cuda")
+    assert a.metrics == b.metrics
+    rep = spike_report(tmp_path / "run", samples=16, device="cuda")
+    assert rep.measured and 0 < rep.layers[0].firing_rate < 1 and rep.weight_layers[0].sops > 0
+
+
 def test_profile_reports_the_spike_section(trained):
     spec, _ = trained
     rep = lf.profile(spec, quick=True, settings={"batch_sizes": [2], "per_layer": False, "mode": "inference"})

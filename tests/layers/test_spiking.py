@@ -147,6 +147,8 @@ def test_graph_carries_the_steps_and_multiplies_flops_and_activations_by_them():
     ([{"type": "spike_encode", "steps": 4, "name": "enc"}, {"type": "dense", "units": 6, "inputs": ["input"],
       "name": "plain"}, {"type": "add", "inputs": ["enc", "plain"]}, {"type": "spike_readout"}],
      "carry different numbers of time steps"),
+    ([{"type": "reshape", "target_shape": [1, 2, 3]}, LAYERS[0], {"type": "rlif"}, {"type": "spike_readout"}],
+     "feedback all_to_all needs one feature axis"),
 ])
 def test_misplaced_spiking_layers_are_located_spec_errors(layers, message):
     with pytest.raises(SpecError, match=message) as e:
