@@ -38,6 +38,8 @@ CASES: dict[str, tuple] = {
                                   {"type": "flatten"}]),
     "embedding": ([5], [{"type": "embedding", "input_dim": 10, "output_dim": 8},
                         {"type": "positional_encoding", "kind": "learned", "max_len": 5}, {"type": "flatten"}]),
+    "spiking": ([6], [{"type": "spike_encode", "mode": "direct", "steps": 3}, {"type": "dense", "units": 32},
+                      {"type": "lif"}, {"type": "rlif"}, {"type": "spike_readout"}]),
     "merge": ([6], [{"type": "dense", "name": "a", "units": 16, "activation": "relu"},
                     {"type": "dense", "name": "b", "units": 16, "activation": "tanh", "inputs": ["input"]},
                     {"type": "add", "name": "s", "inputs": ["a", "b"]},
