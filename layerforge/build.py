@@ -157,8 +157,6 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
     """Refuse a model whose parameters alone, one layer's output for one sample, or what a layer keeps for
     the backward pass of one sample (its ``check_memory``) cannot fit in this machine's memory (parameters
     are counted on the meta device: nothing is allocated)."""
-    from .layers.common import numel
-
     limit = _physical_memory()
     issues = []
     for n in graph.nodes:
@@ -177,10 +175,11 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
             f"{counts[biggest.name][0]:,} parameters",
             "reduce units/filters or the input size", biggest.layer.label()))
     for n in graph.nodes:
-        act = numel(n.out_shape) * bytes_per_param
+        act = n.out_elements * bytes_per_param  # all its time steps (spiking layers)
         if act > limit:
+            shape = f"{n.out_shape}" + (f" × {n.out_steps} time steps" if n.out_steps > 1 else "")
             issues.append(marks.locate(("model", "layers", n.index),
-                                       f"one sample's output of this layer, {n.out_shape}, needs {human_bytes(act)} "
+                                       f"one sample's output of this layer, {shape}, needs {human_bytes(act)} "
                                        f"({act:,} bytes), more than this machine's {human_bytes(limit)}",
                                        "reduce the layer's size or the input shape", n.layer.label()))
     if issues:

@@ -13,5 +13,6 @@ from . import (  # noqa: F401
     recurrent,
     shape,
     sparse_attention,
+    spiking,
     tensor_train,
 )

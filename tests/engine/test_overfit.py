@@ -41,6 +41,8 @@ CASES: dict[str, tuple] = {
     "tensor_train": ([8], [{"type": "tt_dense", "units": 32, "cores": 2, "ranks": 2, "activation": "relu"}]),
     "quantum": ([6], [{"type": "dense", "units": 3}, {"type": "quantum_circuit", "qubits": 3, "layers": 1},
                       {"type": "dense", "units": 32, "activation": "relu"}]),
+    "spiking": ([6], [{"type": "spike_encode", "mode": "direct", "steps": 3}, {"type": "dense", "units": 32},
+                      {"type": "lif"}, {"type": "rlif"}, {"type": "spike_readout"}]),
     "merge": ([6], [{"type": "dense", "name": "a", "units": 16, "activation": "relu"},
                     {"type": "dense", "name": "b", "units": 16, "activation": "tanh", "inputs": ["input"]},
                     {"type": "add", "name": "s", "inputs": ["a", "b"]},
