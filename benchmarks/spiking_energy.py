@@ -41,13 +41,14 @@ def measure_run(run: Path) -> dict[str, Any]:
     """Accuracy (best val, test), training time and the spike/operation report on the whole val split."""
     import layerforge as lf
     from layerforge.analysis.spiking import spike_report
+    from layerforge.engine.rundir import RunDir
 
     hist = [r for r in history(run) if "val_accuracy" in r]
     best = max(hist, key=lambda r: r["val_accuracy"])
     test = lf.evaluate(run, split="test", plot=False).metrics["accuracy"]
     rep = spike_report(run, samples=10**9, split="val")
-    spec, _ = lf.load_spec(run / "spec.yaml")
-    params = sum(p.numel() for p in lf.build_model(spec).parameters())
+    spec, graph = RunDir.open(run).load_spec(train_rules=False)  # the run's spec, as evaluate reads it
+    params = lf.summarize((spec, graph)).total_params  # counted on the meta device
     return {"name": spec.name, "params": params, "best_val": best["val_accuracy"], "best_epoch": best["epoch"],
             "epochs": len(hist), "test": test, "train_s": sum(r["time_s"] for r in hist), "report": rep}
 
