@@ -2,7 +2,7 @@
 
 The search space (widths, depth, kernel sizes, dropout, learning rate) is around the shipped CNN, within a
 budget of half its forward FLOPs (a sample over it is pruned before training); trials train 15 epochs like
-the baseline, with median pruning from their per-epoch validation accuracy, on 2 CPU threads, one worker.
+the baseline (``--epochs`` sets both, for a short budget), with median pruning from their per-epoch validation accuracy, on 2 CPU threads, one worker.
 For each seed, a TPE study and a random-sampling study run back to back (interleaved, so a busy machine
 slows both alike), each of ``--trials`` trials. Printed, as the markdown tables of docs/search.md:
 
@@ -19,6 +19,7 @@ Also draws accuracy vs FLOPs of every trial of the first TPE study, with the bas
 
     nice python benchmarks/search_digits.py                               # 40 trials, seeds 0 1 2, tpe + random
     nice python benchmarks/search_digits.py --seeds 0 --samplers tpe      # one study
+    nice python benchmarks/search_digits.py --trials 8 --epochs 5 --seeds 0 --samplers tpe   # docs' short budget
     # the same comparison, the studies of a seed at the same time in two processes, then the tables:
     nice python benchmarks/search_digits.py --out D --seeds 0 --samplers tpe &
     nice python benchmarks/search_digits.py --out D --seeds 0 --samplers random; wait
@@ -48,20 +49,22 @@ def parse() -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--samplers", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
+    p.add_argument("--epochs", type=int, default=15, help="epochs of the baseline and of each trial (15: the "
+                   "shipped configs'; fewer for a short budget, the comparison stays at equal epochs)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the machine of the figures: 2 cores)")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     p.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch: checks the script, no figures")
     return p.parse_args()
 
 
-def baseline(out: Path, smoke: bool) -> dict[str, Any]:
+def baseline(out: Path, smoke: bool, epochs: int) -> dict[str, Any]:
     """The shipped CNN trained here (or, with an --out that has it, the run trained there before)."""
     import layerforge as lf
     from layerforge.engine.rundir import RunDir, run_summary
 
     run_dir = out / "baseline"
     if not (run_dir / "run.json").is_file():
-        over = ["train.epochs=1", "train.plots=false"] if smoke else ["train.plots=false"]
+        over = [f"train.epochs={1 if smoke else epochs}", "train.plots=false"]
         t0 = time.perf_counter()
         lf.train(BASELINE, overrides=over, out=run_dir)
         (out / "baseline.wall").write_text(f"{time.perf_counter() - t0:.1f}")
@@ -72,15 +75,14 @@ def baseline(out: Path, smoke: bool) -> dict[str, Any]:
             "params": summary.total_params, "wall_s": float((out / "baseline.wall").read_text())}
 
 
-def study(sampler: str, seed: int, trials: int, out: Path, smoke: bool, base: dict[str, Any]) -> dict[str, Any]:
+def study(sampler: str, seed: int, trials: int, epochs: int, out: Path, smoke: bool, base: dict[str, Any]) -> dict[str, Any]:
     """One study (continued where an earlier run of the script with the same --out left it: several runs of
     the script may share an --out, e.g. one per sampler at the same time, and a last one prints them all)."""
     import layerforge as lf
 
     name = f"{sampler}-s{seed}"
-    over = [f"train.out={out / 'runs'}", f"search.sampler.name={sampler}", f"search.seed={seed}"]
-    if smoke:
-        over += ["train.epochs=1"]
+    over = [f"train.out={out / 'runs'}", f"search.sampler.name={sampler}", f"search.seed={seed}",
+            f"train.epochs={1 if smoke else epochs}"]
     resume = (out / "runs" / "cnn_digits_search" / f"search-{name}" / "journal.log").is_file()
     result = lf.search(SEARCH, overrides=over, trials=trials, study=name, resume=resume)
     times = [(t.started, t.ended) for t in result.trials if t.started and t.ended]
@@ -115,10 +117,10 @@ def main() -> None:
     trials = 2 if args.smoke else args.trials
     out = args.out or Path(tempfile.mkdtemp(prefix="lf-search-digits-"))
     started = time.perf_counter()
-    base = baseline(out, args.smoke)
-    studies = [study(s, seed, trials, out, args.smoke, base) for seed in args.seeds for s in args.samplers]
+    base = baseline(out, args.smoke, args.epochs)
+    studies = [study(s, seed, trials, args.epochs, out, args.smoke, base) for seed in args.seeds for s in args.samplers]
 
-    print(f"search_digits: {trials} trials per study, samplers {' '.join(args.samplers)}, seeds "
+    print(f"search_digits: {trials} trials per study, {1 if args.smoke else args.epochs} epochs each, samplers {' '.join(args.samplers)}, seeds "
           f"{' '.join(map(str, args.seeds))}; {args.threads} torch threads, 1 worker; {platform.processor() or 'cpu'}, "
           f"torch {torch.__version__}; {_dt.date.today()}; total {time.perf_counter() - started:.0f} s; runs in {out}")
     print()
