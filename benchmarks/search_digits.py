@@ -24,7 +24,7 @@ Also draws accuracy vs FLOPs of every trial of the first TPE study, with the bas
     nice python benchmarks/search_digits.py --out D --seeds 0 --samplers tpe &
     nice python benchmarks/search_digits.py --out D --seeds 0 --samplers random; wait
     python benchmarks/search_digits.py --out D --seeds 0                  # (resumes both: prints the tables)
-    python benchmarks/search_digits.py --smoke                            # 2 trials of 1 epoch each, no figures
+    python benchmarks/search_digits.py --smoke                            # 1 trial of 1 epoch per study, no figures
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def parse() -> argparse.Namespace:
                    "shipped configs'; fewer for a short budget, the comparison stays at equal epochs)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the machine of the figures: 2 cores)")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary folder)")
-    p.add_argument("--smoke", action="store_true", help="2 trials of 1 epoch: checks the script, no figures")
+    p.add_argument("--smoke", action="store_true", help="1 trial of 1 epoch per study: checks the script, no figures")
     return p.parse_args()
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    trials = 2 if args.smoke else args.trials
+    trials = 1 if args.smoke else args.trials
     out = args.out or Path(tempfile.mkdtemp(prefix="lf-search-digits-"))
     started = time.perf_counter()
     base = baseline(out, args.smoke, args.epochs)

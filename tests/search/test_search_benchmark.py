@@ -1,4 +1,4 @@
-"""benchmarks/search_digits.py still runs (its --smoke mode: 2 trials of 1 epoch per study, no claims about
+"""benchmarks/search_digits.py still runs (its --smoke mode: 1 trial of 1 epoch per study, no claims about
 the figures) and prints every table of docs/search.md, with a row for each study."""
 from __future__ import annotations
 
