@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from .errors import DataError, Issue, SpecError, SpecWarning
-from .graph import Graph, build_module, param_counts, plan
+from .graph import BuildRefused, Graph, build_module, param_counts, plan, reserved_names
 from .spec.loader import Marks, apply_overrides, load_yaml
 from .spec.schema import Spec
 from .spec.validate import validate_mapping
@@ -64,6 +64,7 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(), marks.locate)
     if errs or graph is None:
         raise SpecError(errs)
+    check_layer_names(graph, marks)
     check_model_size(graph, marks)
     if train_rules:
         check_rules(spec, graph, marks)
@@ -153,23 +154,28 @@ def _physical_memory() -> int:
         return 1 << 40
 
 
+def check_layer_names(graph: Graph, marks: Marks) -> None:
+    """Refuse a layer named like an attribute of the module that holds the layers (``update``, ``forward``,
+    ``training``, ...): torch could not build it, so validate says so first."""
+    taken = reserved_names()
+    issues = [marks.locate(("model", "layers", n.index, "name"),
+                           f"layer name '{n.name}' is taken by torch (an attribute of nn.ModuleDict)",
+                           f"rename the layer, e.g. '{n.name}_layer'", n.layer.label())
+              for n in graph.nodes if n.name in taken]
+    if issues:
+        raise SpecError(issues)
+
+
 def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
     """Refuse a model whose parameters alone, or one layer's output for one sample, cannot fit in this
-    machine's memory (parameters are counted on the meta device: nothing is allocated)."""
+    machine's memory, and a layer torch cannot build or that creates more weight tensors than
+    :data:`~layerforge.graph.MAX_TENSORS_PER_LAYER`. Output sizes are exact integers from the shape walk,
+    checked before anything is built; parameters are counted on the meta device (nothing is allocated),
+    and the count stops as soon as it passes the limit, so a huge layer is refused in milliseconds."""
     from .layers.common import numel
 
     limit = _physical_memory()
     issues = []
-    counts = param_counts(graph)
-    total = sum(c[0] for c in counts.values()) * bytes_per_param
-    if total > limit:
-        biggest = max(graph.nodes, key=lambda n: counts[n.name][0])
-        issues.append(marks.locate(
-            ("model", "layers", biggest.index),
-            f"the model needs {human_bytes(total)} ({total:,} bytes) for its fp32 parameters alone, more than this "
-            f"machine's {human_bytes(limit)} of memory; the largest layer '{biggest.name}' has "
-            f"{counts[biggest.name][0]:,} parameters",
-            "reduce units/filters or the input size", biggest.layer.label()))
     for n in graph.nodes:
         act = numel(n.out_shape) * bytes_per_param
         if act > limit:
@@ -179,6 +185,19 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
                                        "reduce the layer's size or the input shape", n.layer.label()))
     if issues:
         raise SpecError(issues)
+    try:
+        counts = param_counts(graph, max_elements=limit // bytes_per_param)
+    except BuildRefused as e:
+        n = e.node
+        message = e.message
+        if "pass" in message and "numbers" in message:
+            message = (f"the model needs more than {human_bytes(limit)} ({limit:,} bytes) for its fp32 parameters "
+                       f"alone, more than this machine's {human_bytes(limit)} of memory ({message})")
+        raise SpecError([marks.locate(("model", "layers", n.index), message, e.hint, n.layer.label())]) from None
+    total = sum(c[0] for c in counts.values()) * bytes_per_param
+    if total > limit:  # pragma: no cover - the guarded count stops first
+        raise SpecError([marks.locate(("model",), f"the model needs {human_bytes(total)} for its parameters, "
+                                      f"more than this machine's {human_bytes(limit)}", "reduce units/filters")])
 
 
 def check_rules(spec: Spec, graph: Graph, marks: Marks) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..limits import MAX_SIZE
 from ..text import suggest
 
 if TYPE_CHECKING:
@@ -48,6 +49,16 @@ class LayerSpec(BaseModel):
     max_inputs: ClassVar[int] = 1
     example: ClassVar[str] = ""  # one YAML list item, e.g. "- {type: dense, units: 64}", shown in the docs
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_integers(cls, value: object) -> object:
+        """Every integer parameter of every layer type (a plugin's too) stays within ±MAX_SIZE, so no size
+        overflows torch or the memory check; counts use the tighter ``limits.Count``."""
+        for v in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SIZE:
+                raise ValueError(f"{v} is beyond the largest size layerforge accepts ({MAX_SIZE:,} = 2**31 - 1)")
+        return value
 
     # --- the contract -------------------------------------------------------------------------
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
