@@ -39,7 +39,8 @@ SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Spec]
 
 def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
          plugins: Sequence[str | os.PathLike[str]] | None = None, *, check_data: bool = False,
-         base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True) -> tuple[Spec, Graph]:
+         base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True, trust_plugins: bool = False,
+         pinned_plugins: bool = False) -> tuple[Spec, Graph]:
     """A validated Spec and its Graph, from a YAML path, a mapping or a Spec (a Spec is validated again
     from the mapping it came from, so ``overrides`` apply to it too).
 
@@ -50,6 +51,10 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     paths start (default: the spec file's folder). ``train_rules=False`` skips the train section's
     rules (for a run reopened to evaluate or predict: they held when it trained). A ``(Spec, Graph)`` pair
     from an earlier call is returned as it is when there is nothing to apply.
+
+    Plugins: a ``plugins:`` entry that pins a sha256 is imported only if the file still has it;
+    ``pinned_plugins`` (a run directory's spec) refuses entries without one; ``trust_plugins`` imports
+    either anyway, with a warning. ``--plugins`` files are the caller's own choice and always imported.
     """
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], Spec):
         if not overrides and not plugins and not check_data and base_dir is None:
@@ -57,7 +62,7 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
         source = source[0]
     raw, marks, inherited_base, inherited_plugins = _mapping(source)
     raw = apply_overrides(raw, list(overrides or []), marks)
-    files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])])
+    files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])], trust=trust_plugins, pinned=pinned_plugins)
     spec = validate_mapping(raw, marks)
     spec._plugin_files = files
     spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
@@ -118,10 +123,16 @@ def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None, list[Path]]:
     raise TypeError(f"expected a YAML path, a mapping or a Spec, got {type(source).__name__}")
 
 
-def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None) -> list["PluginFile"]:
+TRUST_HINT = "pass --trust-plugins (trust_plugins=True in Python) to import it as it is now"
+
+
+def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None, *,
+                 trust: bool = False, pinned: bool = False) -> list["PluginFile"]:
     """Load entry-point plugins, then ``extra`` files, then the spec's ``plugins:`` (relative to the spec's
-    folder). A ``plugins:`` entry that pins a sha256 which no longer matches gets a warning."""
-    from .plugins import changed_since, load_entry_points, load_plugin_file
+    folder). A ``plugins:`` entry that pins a sha256 is imported only if the file's content still has that
+    hash (the bytes hashed are the bytes run); with ``pinned`` (a run's spec) every entry must pin one.
+    ``trust`` imports a changed or unpinned file anyway, with a warning."""
+    from .plugins import load_entry_points, load_plugin_file, sha256_of
 
     load_entry_points()
     files = [load_plugin_file(p) for p in extra or []]
@@ -130,15 +141,30 @@ def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]]
     for j, entry in enumerate(entries if isinstance(entries, list) else []):
         path, recorded = (entry, None) if isinstance(entry, str) else (
             (entry.get("path"), entry.get("sha256")) if isinstance(entry, dict) else (None, None))
-        if not isinstance(path, str):
+        if not isinstance(path, str) or not (recorded is None or isinstance(recorded, str)):
             continue  # the schema reports it
         where = marks.locate(("plugins", j), "")
-        found = load_plugin_file(path if Path(path).is_absolute() else base / path, where=where)
-        if changed_since(recorded if isinstance(recorded, str) else None, found):
-            warn(marks.locate(("plugins", j), f"plugin file {found.path} has changed since it was recorded "
-                              f"(sha256 {str(recorded)[:12]}… then, {found.sha256[:12]}… now)",
-                              "results may differ from the recorded run's; restore the file to reproduce them"))
-        files.append(found)
+        file = Path(path) if Path(path).is_absolute() else base / path
+        if recorded is None and pinned:
+            problem = marks.locate(("plugins", j), f"plugin file {file} is not pinned by a sha256: this run was not "
+                                   "trained with it, so layerforge does not import it", TRUST_HINT)
+            if not trust:
+                raise SpecError([problem])
+            warn(problem)
+        current = None
+        if recorded is not None:
+            try:
+                current = sha256_of(file)
+            except OSError:
+                current = None  # load_plugin_file says what is wrong with the file
+            if current is not None and current != recorded:
+                problem = marks.locate(("plugins", j), f"plugin file {file} has changed since it was recorded (sha256 "
+                                       f"{recorded[:12]}… then, {current[:12]}… now), so layerforge does not import it",
+                                       "restore the file to reproduce the recorded results, or " + TRUST_HINT)
+                if not trust:
+                    raise SpecError([problem])
+                warn(problem)
+        files.append(load_plugin_file(file, where=where, sha256=current))
     return list({f.path: f for f in files}.values())
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .options import ConfigArg, PluginsOpt, SetOpt
+from .options import ConfigArg, PluginsOpt, SetOpt, TrustPluginsOpt
 
 
 class Format(str, Enum):
@@ -21,13 +21,14 @@ def inspect(
     format: Annotated[Format, typer.Option("--format", "-f", help="table, json (stable keys, see docs/inspect.md) or tree.")] = Format.table,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Summarise a model: each layer's output shape, parameters and forward FLOPs, with totals and memory."""
     from ..analysis.summary import summarize
     from ..build import load
     from .render import print_json
 
-    spec, graph = load(config, set_ or [], plugins or [])
+    spec, graph = load(config, set_ or [], plugins or [], trust_plugins=trust_plugins)
     summary = summarize(spec, graph, batch_size)
     if format is Format.json:
         print_json(summary.to_dict())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .evaluate import head_of, load_trained
+from .rundir import DATA
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +64,7 @@ class PredictResult:
 
 def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = None, probabilities: bool = False,
             checkpoint: str = "best", batch_size: int = 1024, device: str = "auto",
-            plugins: list[str] | None = None) -> PredictResult:
+            plugins: list[str] | None = None, trust_plugins: bool = False) -> PredictResult:
     """Predict with a trained run. ``inputs``: a file (CSV, NPZ, NPY, text, images) or an array/tensor already
     shaped like the model's input (the saved transform is applied to either)."""
     import numpy as np
@@ -73,10 +74,10 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     from ..data import load_inputs, transform_from_state
     from ..runtime import resolve_device
 
-    run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins)
+    run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins)
     dev = resolve_device(device)
     model.to(dev)
-    info = run.read_json("data.json")
+    info = run.read_json(DATA)
     meta = info.get("meta", {})
     state = run.load_transform()
     notes: list[str] = []
