@@ -71,7 +71,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     import torch
 
     from ..build import data_facts
-    from ..data import load_inputs, transform_from_state
+    from ..data import load_arrays, load_inputs
     from ..runtime import resolve_device
 
     run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins)
@@ -87,9 +87,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
         rows, notes = list(finfo["row_names"]), list(finfo.get("notes", []))
         targets = finfo["y"].numpy() if finfo.get("y") is not None else None
     else:
-        x = torch.as_tensor(np.asarray(inputs)) if not isinstance(inputs, (torch.Tensor, dict)) else inputs
-        x = transform_from_state(state).apply(x)
-        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        x, n = load_arrays(inputs, data_facts(graph), state, meta)
         rows = [f"sample {i}" for i in range(n)]
     head = head_of(run)
     outs = []
