@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -78,7 +79,7 @@ def _header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype, int]:
         version = np.lib.format.read_magic(f)
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = reader(f)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError, tokenize.TokenError) as e:  # numpy parses the header
         raise DataError(f"{where}: not a valid .npy array ({e})", hint=NUMPY_HINT) from None
     if dtype.hasobject:
         raise DataError(f"{where}: holds Python objects (pickled), which layerforge does not load",
