@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
-from .errors import DataError, Issue, SpecError, SpecWarning
+from .errors import DataError, Issue, ShapeError, SpecError, SpecWarning
 from .graph import BuildRefused, Graph, build_module, param_counts, plan, reserved_names
 from .spec.loader import Marks, apply_overrides, load_yaml
 from .spec.schema import Spec
@@ -126,6 +126,13 @@ def _mapping(source: SpecSource) -> tuple[Any, Marks, Path | None, list[Path]]:
 TRUST_HINT = "pass --trust-plugins (trust_plugins=True in Python) to import it as it is now"
 
 
+def _refuse_or_warn(marks: Marks, j: int, problem: str, hint: str, trust: bool) -> None:
+    """A plugins: entry layerforge will not import: an error, or with ``trust`` a warning and imported."""
+    if not trust:
+        raise SpecError([marks.locate(("plugins", j), problem + ", so layerforge does not import it", hint)])
+    warn(marks.locate(("plugins", j), problem + "; imported anyway (--trust-plugins)", hint))
+
+
 def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None, *,
                  trust: bool = False, pinned: bool = False) -> list["PluginFile"]:
     """Load entry-point plugins, then ``extra`` files, then the spec's ``plugins:`` (relative to the spec's
@@ -145,25 +152,19 @@ def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]]
             continue  # the schema reports it
         where = marks.locate(("plugins", j), "")
         file = Path(path) if Path(path).is_absolute() else base / path
-        if recorded is None and pinned:
-            problem = marks.locate(("plugins", j), f"plugin file {file} is not pinned by a sha256: this run was not "
-                                   "trained with it, so layerforge does not import it", TRUST_HINT)
-            if not trust:
-                raise SpecError([problem])
-            warn(problem)
         current = None
         if recorded is not None:
             try:
                 current = sha256_of(file)
             except OSError:
                 current = None  # load_plugin_file says what is wrong with the file
-            if current is not None and current != recorded:
-                problem = marks.locate(("plugins", j), f"plugin file {file} has changed since it was recorded (sha256 "
-                                       f"{recorded[:12]}… then, {current[:12]}… now), so layerforge does not import it",
-                                       "restore the file to reproduce the recorded results, or " + TRUST_HINT)
-                if not trust:
-                    raise SpecError([problem])
-                warn(problem)
+        if recorded is None and pinned:
+            _refuse_or_warn(marks, j, f"plugin file {file} is not pinned by a sha256: this run was not trained with it",
+                            TRUST_HINT, trust)
+        elif current is not None and current != recorded:
+            _refuse_or_warn(marks, j, f"plugin file {file} has changed since it was recorded (sha256 {recorded[:12]}… "
+                            f"then, {current[:12]}… now)",
+                            "restore the file to reproduce the recorded results, or " + TRUST_HINT, trust)
         files.append(load_plugin_file(file, where=where, sha256=current))
     return list({f.path: f for f in files}.values())
 
@@ -193,20 +194,25 @@ def check_layer_names(graph: Graph, marks: Marks) -> None:
 
 
 def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
-    """Refuse a model whose parameters alone, or one layer's output for one sample, cannot fit in this
-    machine's memory, and a layer torch cannot build or that creates more weight tensors than
-    :data:`~layerforge.graph.MAX_TENSORS_PER_LAYER`. Output sizes are exact integers from the shape walk,
-    checked before anything is built; parameters are counted on the meta device (nothing is allocated),
-    and the count stops as soon as it passes the limit, so a huge layer is refused in milliseconds."""
-    from .layers.common import numel
-
+    """Refuse a model whose parameters alone, one layer's output for one sample, or what a layer keeps for
+    the backward pass of one sample (its ``check_memory``) cannot fit in this machine's memory, and a layer
+    torch cannot build or that creates more weight tensors than :data:`~layerforge.graph.MAX_TENSORS_PER_LAYER`.
+    Output sizes are exact integers from the shape walk, checked before anything is built; parameters are
+    counted on the meta device (nothing is allocated), and the count stops as soon as it passes the limit,
+    so a huge layer is refused in milliseconds."""
     limit = _physical_memory()
     issues = []
     for n in graph.nodes:
-        act = numel(n.out_shape) * bytes_per_param
+        try:
+            n.layer.check_memory(n.in_shapes, limit)
+        except ShapeError as e:
+            issues.append(marks.locate(("model", "layers", n.index), e.message, e.hint, n.layer.label()))
+    for n in graph.nodes:
+        act = n.out_elements * bytes_per_param  # all its time steps (spiking layers)
         if act > limit:
+            shape = f"{n.out_shape}" + (f" × {n.out_steps} time steps" if n.out_steps > 1 else "")
             issues.append(marks.locate(("model", "layers", n.index),
-                                       f"one sample's output of this layer, {n.out_shape}, needs {human_bytes(act)} "
+                                       f"one sample's output of this layer, {shape}, needs {human_bytes(act)} "
                                        f"({act:,} bytes), more than this machine's {human_bytes(limit)}",
                                        "reduce the layer's size or the input shape", n.layer.label()))
     if issues:

@@ -56,7 +56,7 @@ class ModelSpec(BaseModel):
 
 class PluginRef(BaseModel):
     """A plugin file pinned to its content: a run directory's spec.yaml records each plugin this way, and
-    loading it again warns when the file's sha256 has changed since."""
+    a file whose sha256 has changed since is not imported unless the user trusts it (``--trust-plugins``)."""
 
     model_config = ConfigDict(extra="forbid")
 
