@@ -42,13 +42,15 @@ if TYPE_CHECKING:
     from .spec.schema import Spec
 
 
-def load_spec(spec: Any, overrides: list[str] | None = None, plugins: list[str] | None = None) -> "tuple[Spec, Graph]":
+def load_spec(spec: Any, overrides: list[str] | None = None, plugins: list[str] | None = None, *,
+              trust_plugins: bool = False) -> "tuple[Spec, Graph]":
     """A validated Spec and its shape-checked Graph from a YAML path, a mapping or a Spec, with ``--set``
     style ``overrides`` and extra plugin files. Raises SpecError (every problem, located). This is the front
-    door, :func:`layerforge.build.load`."""
+    door, :func:`layerforge.build.load`. ``trust_plugins``: import a ``plugins:`` file whose pinned sha256
+    no longer matches (refused otherwise)."""
     from .build import load
 
-    return load(spec, overrides, plugins)
+    return load(spec, overrides, plugins, trust_plugins=trust_plugins)
 
 
 def spec_from_dict(data: dict, overrides: list[str] | None = None, plugins: list[str] | None = None
@@ -58,13 +60,13 @@ def spec_from_dict(data: dict, overrides: list[str] | None = None, plugins: list
 
 
 def validate(spec: Any, overrides: list[str] | None = None, plugins: list[str] | None = None,
-             data: bool = True) -> "tuple[Spec, Graph]":
+             data: bool = True, *, trust_plugins: bool = False) -> "tuple[Spec, Graph]":
     """What ``layerforge validate`` checks, without allocating weights: schema, layer parameters,
     references, shapes, size, the train section against the model, and (``data=True``) the first samples
     of the data against the model. Returns (Spec, Graph); raises SpecError."""
     from .build import load
 
-    return load(spec, overrides, plugins, check_data=data)
+    return load(spec, overrides, plugins, check_data=data, trust_plugins=trust_plugins)
 
 
 def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None,
@@ -86,7 +88,8 @@ def summarize(spec: Any, batch_size: int = 1, overrides: list[str] | None = None
 
 
 def train(spec: Any = None, *, data: Any = None, overrides: list[str] | None = None, out: Any = None,
-          resume: Any = None, callbacks: Any = (), plugins: list[str] | None = None, save: bool = True):
+          resume: Any = None, callbacks: Any = (), plugins: list[str] | None = None, save: bool = True,
+          trust_plugins: bool = False):
     """Train a spec's model; returns a :class:`~layerforge.engine.events.TrainResult`.
 
     ``spec``: a YAML path, a dict or a Spec (its ``data:`` section is loaded unless ``data`` is a
@@ -94,16 +97,18 @@ def train(spec: Any = None, *, data: Any = None, overrides: list[str] | None = N
     writes nothing. ``resume``: a run directory to continue exactly where it stopped (``spec`` must be
     None; ``overrides`` may change ``train.*``, e.g. ``["train.epochs=20"]``). ``callbacks``: objects
     with ``on_start/on_epoch_start/on_step/on_epoch_end/on_end`` (see layerforge.engine.events).
+    ``trust_plugins``: import a plugin file whose recorded sha256 no longer matches (refused otherwise).
     """
     from .engine.api import train as _train
 
     return _train(spec, data=data, overrides=overrides, out=out, resume=resume, callbacks=callbacks,
-                  plugins=plugins, save=save)
+                  plugins=plugins, save=save, trust_plugins=trust_plugins)
 
 
 def evaluate(run_dir: Any, split: str = "test", data: Any = None, checkpoint: str = "best", **kwargs: Any):
     """Metrics of a trained run on its test/val split or a labelled file; returns an EvalResult.
-    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml)."""
+    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml and imported only
+    while their sha256 matches; ``trust_plugins=True`` imports them anyway)."""
     from .engine.evaluate import evaluate as _evaluate
 
     return _evaluate(run_dir, split=split, data=data, checkpoint=checkpoint, **kwargs)
@@ -111,7 +116,8 @@ def evaluate(run_dir: Any, split: str = "test", data: Any = None, checkpoint: st
 
 def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool = False, **kwargs: Any):
     """Predictions of a trained run for a file or an array; returns a PredictResult (and writes ``output``).
-    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml)."""
+    ``plugins=[...]``: extra plugin files (the run's own are recorded in its spec.yaml and imported only
+    while their sha256 matches; ``trust_plugins=True`` imports them anyway)."""
     from .engine.predict import predict as _predict
 
     return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from .errors import DataError, Issue, ShapeError, SpecError, SpecWarning
-from .graph import Graph, build_module, param_counts, plan
+from .graph import BuildRefused, Graph, build_module, param_counts, plan, reserved_names
 from .spec.loader import Marks, apply_overrides, load_yaml
 from .spec.schema import Spec
 from .spec.validate import validate_mapping
@@ -40,7 +40,8 @@ SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Spec]
 def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | None = None,
          plugins: Sequence[str | os.PathLike[str]] | None = None, *, check_data: bool = False,
          base_dir: str | os.PathLike[str] | None = None, train_rules: bool = True,
-         marks: Marks | None = None) -> tuple[Spec, Graph]:
+         marks: Marks | None = None, trust_plugins: bool = False,
+         pinned_plugins: bool = False) -> tuple[Spec, Graph]:
     """A validated Spec and its Graph, from a YAML path, a mapping or a Spec (a Spec is validated again
     from the mapping it came from, so ``overrides`` apply to it too).
 
@@ -53,6 +54,10 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     from an earlier call is returned as it is when there is nothing to apply. ``marks``: the file positions of
     a mapping ``source`` (a mapping made from a loaded file, e.g. a search trial's: errors then point into
     that file, and its folder is where relative paths start).
+
+    Plugins: a ``plugins:`` entry that pins a sha256 is imported only if the file still has it;
+    ``pinned_plugins`` (a run directory's spec) refuses entries without one; ``trust_plugins`` imports
+    either anyway, with a warning. ``--plugins`` files are the caller's own choice and always imported.
     """
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[0], Spec):
         if not overrides and not plugins and not check_data and base_dir is None:
@@ -60,13 +65,14 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
         source = source[0]
     raw, marks, inherited_base, inherited_plugins = _mapping(source, marks)
     raw = apply_overrides(raw, list(overrides or []), marks)
-    files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])])
+    files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])], trust=trust_plugins, pinned=pinned_plugins)
     spec = validate_mapping(raw, marks)
     spec._plugin_files = files
     spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
     graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(), marks.locate)
     if errs or graph is None:
         raise SpecError(errs)
+    check_layer_names(graph, marks)
     check_model_size(graph, marks)
     if train_rules:
         check_rules(spec, graph, marks)
@@ -120,10 +126,23 @@ def _mapping(source: SpecSource, marks: Marks | None = None) -> tuple[Any, Marks
     raise TypeError(f"expected a YAML path, a mapping or a Spec, got {type(source).__name__}")
 
 
-def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None) -> list["PluginFile"]:
+TRUST_HINT = "pass --trust-plugins (trust_plugins=True in Python) to import it as it is now"
+
+
+def _refuse_or_warn(marks: Marks, j: int, problem: str, hint: str, trust: bool) -> None:
+    """A plugins: entry layerforge will not import: an error, or with ``trust`` a warning and imported."""
+    if not trust:
+        raise SpecError([marks.locate(("plugins", j), problem + ", so layerforge does not import it", hint)])
+    warn(marks.locate(("plugins", j), problem + "; imported anyway (--trust-plugins)", hint))
+
+
+def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]] | None = None, *,
+                 trust: bool = False, pinned: bool = False) -> list["PluginFile"]:
     """Load entry-point plugins, then ``extra`` files, then the spec's ``plugins:`` (relative to the spec's
-    folder). A ``plugins:`` entry that pins a sha256 which no longer matches gets a warning."""
-    from .plugins import changed_since, load_entry_points, load_plugin_file
+    folder). A ``plugins:`` entry that pins a sha256 is imported only if the file's content still has that
+    hash (the bytes hashed are the bytes run); with ``pinned`` (a run's spec) every entry must pin one.
+    ``trust`` imports a changed or unpinned file anyway, with a warning."""
+    from .plugins import load_entry_points, load_plugin_file, sha256_of
 
     load_entry_points()
     files = [load_plugin_file(p) for p in extra or []]
@@ -132,15 +151,24 @@ def load_plugins(raw: Any, marks: Marks, extra: Sequence[str | os.PathLike[str]]
     for j, entry in enumerate(entries if isinstance(entries, list) else []):
         path, recorded = (entry, None) if isinstance(entry, str) else (
             (entry.get("path"), entry.get("sha256")) if isinstance(entry, dict) else (None, None))
-        if not isinstance(path, str):
+        if not isinstance(path, str) or not (recorded is None or isinstance(recorded, str)):
             continue  # the schema reports it
         where = marks.locate(("plugins", j), "")
-        found = load_plugin_file(path if Path(path).is_absolute() else base / path, where=where)
-        if changed_since(recorded if isinstance(recorded, str) else None, found):
-            warn(marks.locate(("plugins", j), f"plugin file {found.path} has changed since it was recorded "
-                              f"(sha256 {str(recorded)[:12]}… then, {found.sha256[:12]}… now)",
-                              "results may differ from the recorded run's; restore the file to reproduce them"))
-        files.append(found)
+        file = Path(path) if Path(path).is_absolute() else base / path
+        current = None
+        if recorded is not None:
+            try:
+                current = sha256_of(file)
+            except OSError:
+                current = None  # load_plugin_file says what is wrong with the file
+        if recorded is None and pinned:
+            _refuse_or_warn(marks, j, f"plugin file {file} is not pinned by a sha256: this run was not trained with it",
+                            TRUST_HINT, trust)
+        elif current is not None and current != recorded:
+            _refuse_or_warn(marks, j, f"plugin file {file} has changed since it was recorded (sha256 {recorded[:12]}… "
+                            f"then, {current[:12]}… now)",
+                            "restore the file to reproduce the recorded results, or " + TRUST_HINT, trust)
+        files.append(load_plugin_file(file, where=where, sha256=current))
     return list({f.path: f for f in files}.values())
 
 
@@ -156,10 +184,25 @@ def _physical_memory() -> int:
         return 1 << 40
 
 
+def check_layer_names(graph: Graph, marks: Marks) -> None:
+    """Refuse a layer named like an attribute of the module that holds the layers (``update``, ``forward``,
+    ``training``, ...): torch could not build it, so validate says so first."""
+    taken = reserved_names()
+    issues = [marks.locate(("model", "layers", n.index, "name"),
+                           f"layer name '{n.name}' is taken by torch (an attribute of nn.ModuleDict)",
+                           f"rename the layer, e.g. '{n.name}_layer'", n.layer.label())
+              for n in graph.nodes if n.name in taken]
+    if issues:
+        raise SpecError(issues)
+
+
 def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
     """Refuse a model whose parameters alone, one layer's output for one sample, or what a layer keeps for
-    the backward pass of one sample (its ``check_memory``) cannot fit in this machine's memory (parameters
-    are counted on the meta device: nothing is allocated)."""
+    the backward pass of one sample (its ``check_memory``) cannot fit in this machine's memory, and a layer
+    torch cannot build or that creates more weight tensors than :data:`~layerforge.graph.MAX_TENSORS_PER_LAYER`.
+    Output sizes are exact integers from the shape walk, checked before anything is built; parameters are
+    counted on the meta device (nothing is allocated), and the count stops as soon as it passes the limit,
+    so a huge layer is refused in milliseconds."""
     limit = _physical_memory()
     issues = []
     for n in graph.nodes:
@@ -167,16 +210,6 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
             n.layer.check_memory(n.in_shapes, limit)
         except ShapeError as e:
             issues.append(marks.locate(("model", "layers", n.index), e.message, e.hint, n.layer.label()))
-    counts = param_counts(graph)
-    total = sum(c[0] for c in counts.values()) * bytes_per_param
-    if total > limit:
-        biggest = max(graph.nodes, key=lambda n: counts[n.name][0])
-        issues.append(marks.locate(
-            ("model", "layers", biggest.index),
-            f"the model needs {human_bytes(total)} ({total:,} bytes) for its fp32 parameters alone, more than this "
-            f"machine's {human_bytes(limit)} of memory; the largest layer '{biggest.name}' has "
-            f"{counts[biggest.name][0]:,} parameters",
-            "reduce units/filters or the input size", biggest.layer.label()))
     for n in graph.nodes:
         act = n.out_elements * bytes_per_param  # all its time steps (spiking layers)
         if act > limit:
@@ -187,6 +220,19 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
                                        "reduce the layer's size or the input shape", n.layer.label()))
     if issues:
         raise SpecError(issues)
+    try:
+        counts = param_counts(graph, max_elements=limit // bytes_per_param)
+    except BuildRefused as e:
+        n = e.node
+        message = e.message
+        if "pass" in message and "numbers" in message:
+            message = (f"the model needs more than {human_bytes(limit)} ({limit:,} bytes) for its fp32 parameters "
+                       f"alone, more than this machine's {human_bytes(limit)} of memory ({message})")
+        raise SpecError([marks.locate(("model", "layers", n.index), message, e.hint, n.layer.label())]) from None
+    total = sum(c[0] for c in counts.values()) * bytes_per_param
+    if total > limit:  # pragma: no cover - the guarded count stops first
+        raise SpecError([marks.locate(("model",), f"the model needs {human_bytes(total)} for its parameters, "
+                                      f"more than this machine's {human_bytes(limit)}", "reduce units/filters")])
 
 
 def check_rules(spec: Spec, graph: Graph, marks: Marks) -> None:

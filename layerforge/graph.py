@@ -6,6 +6,7 @@ spec's layers (``model.layers["conv1"]``).
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Callable
@@ -112,7 +113,11 @@ def plan(
     seen: dict[str, int] = {}
     for i, layer in enumerate(layers):
         if layer.name:
-            if layer.name in input_shapes:
+            if "." in layer.name:
+                issues.append(locate(at(i, "name"), f"layer name '{layer.name}' contains a '.'",
+                                     "use letters, digits, '_' or '-' (a dot separates the parts of a weight's "
+                                     f"name, e.g. layers.{layer.name.replace('.', '_')}.weight)", layer.label()))
+            elif layer.name in input_shapes:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already a model input", "rename the layer", layer.label()))
             elif layer.name in seen:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already used by model.layers[{seen[layer.name]}]",
@@ -155,22 +160,31 @@ def plan(
     if issues:
         return None, issues
 
-    # 3. Topological order (Kahn, stable: spec order among ready layers); leftovers form a cycle.
+    # 3. Topological order (Kahn, stable: spec order among ready layers, a heap of indices: linear in
+    # the layers and references); leftovers form a cycle.
     index = {n: i for i, n in enumerate(names)}
-    deps = {i: {index[r] for r in refs[i] if r in index} for i in range(len(layers))}
+    waiting = [len({index[r] for r in refs[i] if r in index}) for i in range(len(layers))]
+    readers: list[list[int]] = [[] for _ in layers]
+    for i in range(len(layers)):
+        for d in {index[r] for r in refs[i] if r in index}:
+            readers[d].append(i)
+    ready_heap = [i for i in range(len(layers)) if waiting[i] == 0]
+    heapq.heapify(ready_heap)
     done: list[int] = []
-    ready = set(input_shapes)
-    pending = list(range(len(layers)))
-    while pending:
-        nxt = next((i for i in pending if all(names[d] in ready for d in deps[i])), None)
-        if nxt is None:
-            cyc = ", ".join(f"'{names[i]}'" for i in pending)
-            issues.append(locate(at(pending[0], "inputs"), f"the layers {cyc} form a cycle (each waits on another)",
-                                 "a layer may only read model inputs or layers that do not depend on it", layers[pending[0]].label()))
-            return None, issues
-        pending.remove(nxt)
+    while ready_heap:
+        nxt = heapq.heappop(ready_heap)
         done.append(nxt)
-        ready.add(names[nxt])
+        for r in readers[nxt]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready_heap, r)
+    if len(done) < len(layers):
+        placed = set(done)
+        pending = [i for i in range(len(layers)) if i not in placed]
+        cyc = ", ".join(f"'{names[i]}'" for i in pending)
+        issues.append(locate(at(pending[0], "inputs"), f"the layers {cyc} form a cycle (each waits on another)",
+                             "a layer may only read model inputs or layers that do not depend on it", layers[pending[0]].label()))
+        return None, issues
 
     # 4. Shapes, and the time steps folded into the batch (spiking layers).
     shapes: dict[str, Shape] = dict(input_shapes)
@@ -274,19 +288,96 @@ def graph_module_class() -> type:
     return _GraphModule
 
 
-def param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
+MAX_TENSORS_PER_LAYER = 4_096  # weight tensors one layer may create (a 256-layer bidirectional LSTM has 2,048)
+
+
+class BuildRefused(Exception):
+    """A layer could not be built on the meta device, or passed a bound while being built (see
+    :func:`param_counts`); ``node`` is the layer, ``message`` and ``hint`` say why and what to do."""
+
+    def __init__(self, node: Node, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.node, self.message, self.hint = node, message, hint
+
+
+class _Exceeded(Exception):
+    pass
+
+
+def _guarded_build(node: Node, max_elements: int | None) -> "nn.Module":
+    """Build one layer (on the current default device) while counting every parameter and buffer it
+    registers: past :data:`MAX_TENSORS_PER_LAYER` tensors or ``max_elements`` elements the build stops at
+    once, so a layer asked for 10^8 stacked cells or 10^12 weights is refused in milliseconds."""
+    from torch.nn.modules import module as torch_module
+
+    seen = [0, 0]  # tensors, elements
+
+    def count(module: Any, name: str, tensor: Any) -> None:
+        if tensor is None:
+            return
+        seen[0] += 1
+        seen[1] += tensor.numel()
+        if seen[0] > MAX_TENSORS_PER_LAYER:
+            raise _Exceeded(f"it creates more than {MAX_TENSORS_PER_LAYER:,} weight tensors")
+        if max_elements is not None and seen[1] > max_elements:
+            raise _Exceeded(f"its weights pass {max_elements:,} numbers")
+
+    handles = [torch_module.register_module_parameter_registration_hook(count),
+               torch_module.register_module_buffer_registration_hook(count)]
+    try:
+        return node.build()
+    except _Exceeded as e:
+        raise BuildRefused(node, f"this layer is too large: {e}", "reduce its sizes or counts") from None
+    except (RuntimeError, OverflowError, ValueError, TypeError, MemoryError) as e:  # torch on impossible sizes
+        why = ("its weights are too large for torch to describe" if "overflow" in str(e).lower()
+               else "torch refused it")
+        raise BuildRefused(node, f"this layer cannot be built for input {node.in_shapes}: {why} "
+                           f"({type(e).__name__}: {str(e)[:160]})", "reduce its sizes, or check its parameters") from e
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@cache
+def reserved_names() -> frozenset[str]:
+    """Names a layer cannot have: the attributes of the ``nn.ModuleDict`` that holds the layers (``update``,
+    ``keys``, ``training``, ``forward``, ``cuda``, ``half``, ...), which torch refuses as submodule names.
+    Read from torch itself, so a method a later torch adds is refused too."""
+    from torch import nn
+
+    return frozenset(dir(nn.ModuleDict()))
+
+
+def _layer_key(n: Node) -> tuple:
+    """Layers with the same type, parameters and input shapes build alike (a deep stack of equal blocks
+    is counted once)."""
+    return (type(n.layer), tuple((k, repr(v)) for k, v in n.layer if k not in ("name", "inputs")),
+            tuple(map(tuple, n.in_shapes)), n.steps)
+
+
+def param_counts(graph: Graph, max_elements: int | None = None) -> dict[str, tuple[int, int, int]]:
     """Per layer: (parameters, trainable parameters, buffer elements), built on the meta device (nothing
-    is allocated)."""
+    is allocated). ``max_elements``: stop with :class:`BuildRefused` as soon as the model's parameters and
+    buffers pass that many numbers; a layer torch cannot build at all raises it too."""
     import torch
 
     out: dict[str, tuple[int, int, int]] = {}
+    known: dict[tuple, tuple[int, int, int]] = {}
+    total = 0
     with torch.device("meta"):
         for n in graph.nodes:
-            m = n.build()
-            total = sum(p.numel() for p in m.parameters())
-            train = sum(p.numel() for p in m.parameters() if p.requires_grad)
-            bufs = sum(b.numel() for b in m.buffers())
-            out[n.name] = (total, train, bufs)
+            key = _layer_key(n)
+            if key not in known:
+                m = _guarded_build(n, None if max_elements is None else max_elements - total)
+                total_params = sum(p.numel() for p in m.parameters())
+                train = sum(p.numel() for p in m.parameters() if p.requires_grad)
+                bufs = sum(b.numel() for b in m.buffers())
+                known[key] = (total_params, train, bufs)
+            out[n.name] = known[key]
+            total += out[n.name][0] + out[n.name][2]
+            if max_elements is not None and total > max_elements:
+                raise BuildRefused(n, f"the model's weights pass {max_elements:,} numbers at this layer",
+                                   "reduce units/filters or the input size")
     return out
 
 

@@ -3,6 +3,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The fuzz suite's example budget (tests/test_fuzz.py): fixed and derandomized in CI; a longer local run with
+# `python -m pytest tests/test_fuzz.py --hypothesis-profile=long`.
+settings.register_profile("ci", max_examples=60, deadline=5000, derandomize=True, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=5000)
+settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))

@@ -32,6 +32,7 @@ def profile_configs(
     sweep: str | None = None,
     plot: str | Path | None = None,
     on_event: Event | None = None,
+    trust_plugins: bool = False,
 ) -> ProfileReport:
     """Profile every config. ``settings`` are command-line values over the first spec's ``profile:``
     section (None = not given; ``batch_sizes`` may be a string such as ``"1,32,256"``; a ``min_run_time``
@@ -42,7 +43,7 @@ def profile_configs(
 
     ev: Callable[[str], None] = on_event or (lambda _m: None)
     sets = list(overrides or [])
-    loaded = [(Path(c), *load(c, sets, plugins or [])) for c in configs]
+    loaded = [(Path(c), *load(c, sets, plugins or [], trust_plugins=trust_plugins)) for c in configs]
     base = loaded[0][1].profile
     given = normalize_settings(settings)
     if sweep and given.get("per_layer") is None:
@@ -63,7 +64,7 @@ def profile_configs(
             continue
         for v in values:
             extra = sweep_overrides(key, v, spec, graph)
-            vspec, vgraph = _load_swept(path, sets, extra, plugins or [], key, v)
+            vspec, vgraph = _load_swept(path, sets, extra, plugins or [], key, v, trust_plugins)
             jobs.append(_Job(path, vspec, vgraph, f"{spec.name} [{key}={v}]", spec.name, sets + extra, v))
 
     with run_conditions(s, device):
@@ -144,14 +145,14 @@ def _spikes(job: _Job, device: str) -> Any:
         return rep
 
 
-def _load_swept(path: Path, sets: list[str], extra: list[str], plugins: list[str], key: str, value: str
-                ) -> tuple["Spec", "Graph"]:
+def _load_swept(path: Path, sets: list[str], extra: list[str], plugins: list[str], key: str, value: str,
+                trust_plugins: bool = False) -> tuple["Spec", "Graph"]:
     """Load a config with a sweep value; errors name the ``--sweep`` value rather than a ``--set``."""
     from ..build import load
     from ..errors import SpecError
 
     try:
-        return load(path, sets + extra, plugins)
+        return load(path, sets + extra, plugins, trust_plugins=trust_plugins)
     except SpecError as e:
         for issue in e.issues:
             item = (issue.origin or "").removeprefix("--set ")

@@ -26,7 +26,7 @@ class ProfileSpec(BaseModel):
                        "optimizer step) or both.")
     device: Device = Field(default="auto", description="cpu, cuda, or auto (cuda when available).")
     dtype: DType = Field(default="fp32", description="fp32, or bf16/fp16 autocast (fp16 needs CUDA).")
-    threads: PositiveInt | None = Field(default=None, description="CPU threads (torch.set_num_threads); "
+    threads: PositiveInt | None = Field(default=None, le=1024, description="CPU threads (torch.set_num_threads); "
                                         "default: PyTorch's default for this machine.")
     compile: bool = Field(default=False, description="Run the model through torch.compile; compile time is "
                           "reported apart from steady-state time.")

@@ -282,15 +282,16 @@ def _report(graph: "Graph", accs: dict[tuple[str, str], _Acc], spikes: dict[str,
 # ---------------------------------------------------------------------------------------------
 def spike_report(source: Any, *, data: Any = None, samples: int = 256, split: str | None = None,
                  measure_data: bool = True, checkpoint: str = "best", overrides: list[str] | None = None,
-                 plugins: list[str] | None = None, device: str = "cpu") -> SpikeReport:
+                 plugins: list[str] | None = None, device: str = "cpu", trust_plugins: bool = False) -> SpikeReport:
     """Spikes, operations and energy of a spiking model, measured on the first ``samples`` samples of a split.
 
     ``source``: a spec (YAML path, dict, Spec or (Spec, Graph)) — its weights as initialised from the
     spec's seed — or a run directory (its spec and trained ``checkpoint`` weights; ``overrides`` may change
     what leaves the weights as trained, such as the time steps). ``data``: None for the spec's ``data:``
     section (the ``split`` given, else val, else test, else train), a DataBundle, a Split or an input
-    tensor. ``measure_data=False`` gives only the data-free part."""
-    spec, graph, model, weights, trained = _open(source, checkpoint, overrides, plugins)
+    tensor. ``measure_data=False`` gives only the data-free part. ``trust_plugins``: as for
+    :func:`layerforge.load`."""
+    spec, graph, model, weights, trained = _open(source, checkpoint, overrides, plugins, trust_plugins)
     batches: list[Any] = []
     used: str | None = None
     notes: list[str] = []
@@ -305,8 +306,8 @@ def spike_report(source: Any, *, data: Any = None, samples: int = 256, split: st
     return rep
 
 
-def _open(source: Any, checkpoint: str, overrides: list[str] | None, plugins: list[str] | None
-          ) -> tuple["Spec", "Graph", "nn.Module", str, bool]:
+def _open(source: Any, checkpoint: str, overrides: list[str] | None, plugins: list[str] | None,
+          trust_plugins: bool) -> tuple["Spec", "Graph", "nn.Module", str, bool]:
     """(spec, graph, model, where the weights came from, trained?), through the front door: a run
     directory's spec and checkpoint (:func:`layerforge.engine.evaluate.load_trained`), else the spec's
     seeded build (:func:`layerforge.build.load` and :func:`~layerforge.build.module`)."""
@@ -316,11 +317,11 @@ def _open(source: Any, checkpoint: str, overrides: list[str] | None, plugins: li
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         from ..engine.evaluate import load_trained
 
-        run, spec, graph, model, which, epoch = load_trained(source, checkpoint, plugins, overrides)
+        run, spec, graph, model, which, epoch = load_trained(source, checkpoint, plugins, overrides, trust_plugins)
         return spec, graph, model, f"{run.path} ({which} checkpoint, epoch {epoch})", True
     from ..build import load, module
 
-    spec, graph = load(source, overrides, plugins)
+    spec, graph = load(source, overrides, plugins, trust_plugins=trust_plugins)
     return spec, graph, module(spec, graph), f"initialised from seed {spec.seed}", False
 
 

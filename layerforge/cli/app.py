@@ -6,6 +6,7 @@ the library inside their functions.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from typing import Annotated, Optional
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         if debug:
             raise
+        if argv is None:  # the process is leaving: one more Ctrl-C must not print a traceback on the way out
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
 

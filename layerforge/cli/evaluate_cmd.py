@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import JsonOpt, PluginsOpt
+from .options import JsonOpt, PluginsOpt, TrustPluginsOpt
 
 
 class SplitName(str, Enum):
@@ -33,12 +33,14 @@ def evaluate(
     checkpoint: Annotated[Which, typer.Option("--checkpoint", help="best (falls back to last) or last.")] = Which.best,
     plugins: PluginsOpt = None,
     json_: JsonOpt = False,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Evaluate a trained run: metrics table, and for classification a confusion matrix (table and PNG)."""
     from .. import evaluate as lf_evaluate
     from .render import print_json
 
-    result = lf_evaluate(run_dir, split=split.value, data=data, checkpoint=checkpoint.value, plugins=plugins or [])
+    result = lf_evaluate(run_dir, split=split.value, data=data, checkpoint=checkpoint.value, plugins=plugins or [],
+                             trust_plugins=trust_plugins)
     if json_:
         print_json(result.to_dict())
         return

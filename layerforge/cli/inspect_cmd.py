@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .options import PluginsOpt, SetOpt
+from .options import PluginsOpt, SetOpt, TrustPluginsOpt
 
 SpecOrRunArg = Annotated[Path, typer.Argument(help="A layerforge spec (YAML), or a run directory (its spec; with "
                                               "--data, its trained weights).", show_default=False)]
@@ -28,6 +28,7 @@ def inspect(
     samples: Annotated[int, typer.Option("--samples", min=1, help="With --data: how many samples to measure.")] = 256,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Summarise a model: each layer's output shape, parameters and forward FLOPs, with totals and memory."""
     from ..analysis.summary import summarize
@@ -37,11 +38,12 @@ def inspect(
     if config.is_dir():  # a run directory: its saved spec, through the front door
         from ..engine.rundir import RunDir
 
-        spec, graph = RunDir.open(config).load_spec(set_ or [], plugins or [], train_rules=False)
+        spec, graph = RunDir.open(config).load_spec(set_ or [], plugins or [], train_rules=False,
+                                                    trust_plugins=trust_plugins)
     else:
-        spec, graph = load(config, set_ or [], plugins or [])
+        spec, graph = load(config, set_ or [], plugins or [], trust_plugins=trust_plugins)
     summary = summarize(spec, graph, batch_size)
-    spikes = _spikes(config, spec, graph, data, samples, set_ or [], plugins or [])  # spiking models only
+    spikes = _spikes(config, spec, graph, data, samples, set_ or [], plugins or [], trust_plugins)  # spiking models only
     if format is Format.json:
         print_json({**summary.to_dict(), **({"spiking": spikes} if spikes else {})})
         return
@@ -59,7 +61,8 @@ def inspect(
         console.print("[yellow]note[/]: --data measures spiking layers (firing rates, SOPs, energy); this model has none")
 
 
-def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str], plugins: list[str]) -> dict | None:
+def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str], plugins: list[str],
+            trust_plugins: bool) -> dict | None:
     """The spike report of a spiking model (a run directory: with its trained weights), else None."""
     from ..analysis.spiking import is_spiking, spike_report
 
@@ -72,7 +75,8 @@ def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str]
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SpecWarning)
-            return spike_report(config, measure_data=data, samples=samples, overrides=sets, plugins=plugins).to_dict()
+            return spike_report(config, measure_data=data, samples=samples, overrides=sets, plugins=plugins,
+                                trust_plugins=trust_plugins).to_dict()
     return spike_report((spec, graph), measure_data=data, samples=samples).to_dict()
 
 

@@ -19,3 +19,6 @@ PluginsOpt = Annotated[
                  show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+TrustPluginsOpt = Annotated[bool, typer.Option(
+    "--trust-plugins", help="Import a spec's plugin files even when their recorded sha256 no longer matches (or a "
+    "run's spec.yaml does not pin one); without it they are refused.")]

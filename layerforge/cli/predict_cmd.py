@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .evaluate_cmd import RunArg, Which
-from .options import JsonOpt, PluginsOpt
+from .options import JsonOpt, PluginsOpt, TrustPluginsOpt
 
 SHOW_ROWS = 20
 
@@ -23,6 +23,7 @@ def predict(
     checkpoint: Annotated[Which, typer.Option("--checkpoint", help="best (falls back to last) or last.")] = Which.best,
     plugins: PluginsOpt = None,
     json_: JsonOpt = False,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Predict with a trained run: a table of the first rows, or every row to --output / --json. When the
     input holds labels too, they are shown beside the predictions, with the accuracy."""
@@ -30,7 +31,7 @@ def predict(
     from .render import console, print_json, simple_table
 
     result = lf_predict(run_dir, input_, output=output, probabilities=probabilities, checkpoint=checkpoint.value,
-                        plugins=plugins or [])
+                        plugins=plugins or [], trust_plugins=trust_plugins)
     if json_:
         print_json(result.to_dict(probabilities))
         return

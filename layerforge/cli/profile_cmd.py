@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.markup import escape
 
-from .options import PluginsOpt, SetOpt
+from .options import PluginsOpt, SetOpt, TrustPluginsOpt
 
 if TYPE_CHECKING:
     from ..analysis.report import BatchProfile, ConfigProfile, ProfileReport
@@ -74,6 +74,7 @@ def profile(
                                         "to report.")] = False,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Measure latency, throughput, per-layer times and memory of one or more models, beside exact FLOPs."""
     from ..analysis.compare import default_plot_path, profile_configs
@@ -95,11 +96,11 @@ def profile(
     if err_console.is_terminal and not to_stdout:
         with err_console.status("profiling…") as status:
             report = profile_configs(configs, settings=settings, overrides=set_ or [], plugins=plugins or [],
-                                     quick=quick, sweep=sweep, plot=plot_path,
+                                     trust_plugins=trust_plugins, quick=quick, sweep=sweep, plot=plot_path,
                                      on_event=lambda m: status.update(f"profiling: {escape(m)}"))
     else:
         report = profile_configs(configs, settings=settings, overrides=set_ or [], plugins=plugins or [], quick=quick,
-                                 sweep=sweep, plot=plot_path)
+                                 sweep=sweep, plot=plot_path, trust_plugins=trust_plugins)
     data = report.to_dict()
     if to_stdout:
         print_json(data)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .options import JsonOpt, PluginsOpt, SetOpt
+from .options import JsonOpt, PluginsOpt, SetOpt, TrustPluginsOpt
 
 if TYPE_CHECKING:
     from ..engine.events import TrainResult
@@ -30,6 +30,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")] = False,
     json_: JsonOpt = False,
     plugins: PluginsOpt = None,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Train a model from a spec: progress per epoch, then a summary; writes runs/<name>/<timestamp>/."""
     from ..errors import UsageError
@@ -41,7 +42,7 @@ def train(
 
     view = make_view(quiet=quiet, json_mode=json_, tty=sys.stdout.isatty())
     result = lf_train(str(config) if config is not None else None, overrides=set_ or [], out=out, resume=resume,
-                      callbacks=[view], plugins=plugins or [])
+                      callbacks=[view], plugins=plugins or [], trust_plugins=trust_plugins)
     _finish(result, quiet, json_)
 
 

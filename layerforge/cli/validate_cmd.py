@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from .options import ConfigArg, JsonOpt, PluginsOpt, SetOpt
+from .options import ConfigArg, JsonOpt, PluginsOpt, SetOpt, TrustPluginsOpt
 
 
 def validate(
@@ -15,6 +15,7 @@ def validate(
     no_data: Annotated[bool, typer.Option("--no-data", help="Do not read the data (files, columns, the first "
                                           "samples against input_shape and the output).")] = False,
     json_: JsonOpt = False,
+    trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Check a spec: YAML, schema, layer parameters, references, shapes, size, the train section against the
     model (loss, metrics, monitor) and the first samples of the data. Exit 0 if valid, 2 if not."""
@@ -26,7 +27,7 @@ def validate(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerforgeWarning)
-        spec, graph = load(config, set_ or [], plugins or [], check_data=not no_data)
+        spec, graph = load(config, set_ or [], plugins or [], check_data=not no_data, trust_plugins=trust_plugins)
     found = [w.message for w in caught if isinstance(w.message, LayerforgeWarning)]
     outs = ", ".join(f"{o} {tuple(graph.shape_of(o))}" for o in graph.outputs)
     data = "not read (--no-data)" if no_data else ("checked" if spec.data is not None else "none")

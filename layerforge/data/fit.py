@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
+from .fileio import check_memory
 from .raw import RawData
 
 Shape = tuple[int, ...]
@@ -72,6 +73,8 @@ def fit_input(arr: np.ndarray, name: str, raw: RawData, facts: ModelFacts, notes
         arr = arr.astype(np.int64)
         kind = "ids"
     elif raw.ids and raw.vocab_size and want == (*got, raw.vocab_size):
+        check_memory(arr.size * raw.vocab_size * 4, raw.where, f"one-hot encoding {arr.size:,} ids over "
+                     f"{raw.vocab_size:,} symbols", "use an embedding layer instead of one-hot inputs")
         eye = np.eye(raw.vocab_size, dtype=np.float32)
         notes.append(f"one-hot encoded {facts.input_label(name)} ids over {raw.vocab_size} symbols: {list(got)} → {list(want)}")
         return eye[arr], "onehot"  # (N, T, V)

@@ -1,21 +1,28 @@
 """Image folders: one sub-folder per class (``cats/001.png``, ``dogs/7.jpg``), read with Pillow (which
 matplotlib already depends on) into one in-memory array (N, C, H, W) of floats in [0, 1].
 
-Holding the images in memory keeps batching a tensor index; folders larger than
-``MAX_IN_MEMORY_BYTES`` are refused with a hint to shrink ``image_size``. The channel count comes from
+Holding the images in memory keeps batching a tensor index; folders larger than the data memory limit
+(:func:`layerforge.limits.data_memory_limit`) are refused with a hint to shrink ``image_size``. The channel
+count comes from
 the model's ``input_shape`` ([1, H, W] → grayscale, [3, H, W] → RGB), else from the images.
+
+Each image's size is read from its header first: one that would decode past the data memory limit, or
+past Pillow's decompression-bomb bound, is refused before a pixel is decoded; so is a folder whose
+images would not fit in memory together.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
+from ..files import open_regular
+from .fileio import check_memory
 from .raw import RawData, display
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-MAX_IN_MEMORY_BYTES = 4 << 30
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
@@ -43,21 +50,44 @@ def class_folders(root: Path, where: str) -> list[Path]:
     return subs
 
 
+def _open(f: Path, where: str, Image: Any) -> Any:
+    """Open an image lazily (header only): a regular file, whose header size PIL's decompression-bomb
+    check and the data memory limit accept, before any pixel is decoded."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(open_regular(f))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise DataError(f"{where}: the image is too large to decode safely ({e})",
+                            hint="a small file that decodes to a huge image is a 'decompression bomb'; "
+                                 "resize the image or remove it") from None
+    check_memory(im.width * im.height * 4, where, f"decoding this {im.width}×{im.height} image")
+    return im
+
+
 def load_images(files: list[Path], base: Path | None, size: tuple[int, int] | None, channels: int | None,
                 where: str) -> tuple[np.ndarray, tuple[int, int], int]:
-    """Read ``files`` into (N, C, H, W) float32 in [0, 1]; returns the array, (H, W) and C."""
+    """Read ``files`` into (N, C, H, W) float32 in [0, 1]; returns the array, (H, W) and C. The memory the
+    result needs is checked before the images are decoded (from ``size``, else from the first header)."""
     Image, Unidentified = _pil()
     fixed = size is not None
     imgs = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im.load()
+            with _open(f, display(f, base), Image) as im:
                 if channels is None:
                     channels = 1 if im.mode in ("1", "L", "I", "I;16", "F") else 4 if im.mode in ("RGBA", "LA") else 3
                 if channels not in MODES:
                     raise DataError(f"{where}: images with {channels} channels are not supported",
                                     hint="use model.input_shape [1, H, W] (grayscale), [3, H, W] (RGB) or [4, H, W] (RGBA)")
+                if not imgs:
+                    h, w = size or (im.height, im.width)
+                    check_memory(len(files) * channels * h * w * 5, where,
+                                 f"{len(files)} images of {channels}×{h}×{w} (as float32, after decoding)",
+                                 "set a smaller data.image_size (and model.input_shape)")
+                im.load()
                 im = im.convert(MODES[channels])
                 if size is None:
                     size = (im.height, im.width)
@@ -69,13 +99,8 @@ def load_images(files: list[Path], base: Path | None, size: tuple[int, int] | No
                 if (im.height, im.width) != size:
                     im = im.resize((size[1], size[0]), Image.BILINEAR)
                 imgs.append(np.asarray(im, dtype=np.uint8))
-        except (Unidentified, OSError) as e:
+        except (Unidentified, OSError, ValueError, EOFError, SyntaxError) as e:  # PIL's decoders raise all of these
             raise DataError(f"{display(f, base)}: cannot read the image ({e})", hint="remove or replace this file") from e
-        if len(imgs) == 1:
-            need = len(files) * channels * size[0] * size[1] * 4
-            if need > MAX_IN_MEMORY_BYTES:
-                raise DataError(f"{where}: {len(files)} images of {channels}×{size[0]}×{size[1]} need "
-                                f"{need / 2**30:.1f} GiB in memory", hint="set a smaller data.image_size (and model.input_shape)")
     assert size is not None and channels is not None
     arr = np.stack(imgs).astype(np.float32) / 255.0  # (N, H, W) or (N, H, W, C)
     arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)  # (N, C, H, W)

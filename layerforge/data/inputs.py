@@ -106,20 +106,8 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
 
     path = Path(path)
     raw, fmt = read_input_file(path, facts, meta)
-    match_names(raw, facts)
-    for name, arr in list(raw.x.items()):
-        if tuple(arr.shape) == facts.inputs[name] and fmt in ("npy", "npz"):
-            raw.x[name] = arr[None]  # one sample without a batch axis
-    if "onehot" in dict(meta.get("input_encoding") or {}).values() and meta.get("vocab_size"):
-        raw.ids, raw.vocab_size = True, int(meta["vocab_size"])  # ids one-hot encoded as in training
+    xs, notes = _fit(raw, facts, transform_state, meta, one_sample=fmt in ("npy", "npz"))
     y = _encode_y(raw, meta, str(meta.get("task", "")), meta.get("num_classes"))
-    notes: list[str] = []
-    for name in list(raw.x):
-        raw.x[name], _ = fit_input(raw.x[name], name, raw, facts, notes)
-        check_finite(raw.x[name], raw.where, "the inputs", raw.meta.get("features"), raw)
-    x = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in raw.x.items()}
-    xs: Inputs = next(iter(x.values())) if len(x) == 1 else x
-    xs = transform_from_state(transform_state).apply(xs)
     n = len(raw)
     if "files" in raw.meta:
         rows = list(raw.meta["files"])
@@ -132,6 +120,55 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
     info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
             "y": torch.from_numpy(y) if y is not None else None, "notes": notes}
     return xs, info
+
+
+def _fit(raw: RawData, facts: ModelFacts, transform_state: dict[str, Any] | None, meta: dict[str, Any],
+         one_sample: bool) -> tuple[Inputs, list[str]]:
+    """Inputs read from a file or given as arrays → tensors fitted to the model (names, shapes, ids, finite
+    values, the training encoding), the saved transform applied. ``one_sample``: an array shaped exactly
+    like one sample gets a batch axis."""
+    import torch
+
+    match_names(raw, facts)
+    for name, arr in list(raw.x.items()):
+        if tuple(arr.shape) == facts.inputs[name] and one_sample:
+            raw.x[name] = arr[None]  # one sample without a batch axis
+    if "onehot" in dict(meta.get("input_encoding") or {}).values() and meta.get("vocab_size"):
+        raw.ids, raw.vocab_size = True, int(meta["vocab_size"])  # ids one-hot encoded as in training
+    notes: list[str] = []
+    for name in list(raw.x):
+        if raw.x[name].ndim == 0:
+            raise DataError(f"{raw.where}: {name} is a single number, not samples", hint="give an array (N, *input_shape)")
+        raw.x[name], _ = fit_input(raw.x[name], name, raw, facts, notes)
+        check_finite(raw.x[name], raw.where, "the inputs", raw.meta.get("features"), raw)
+    x = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in raw.x.items()}
+    xs: Inputs = next(iter(x.values())) if len(x) == 1 else x
+    return transform_from_state(transform_state).apply(xs), notes
+
+
+def load_arrays(inputs: Any, facts: ModelFacts, transform_state: dict[str, Any] | None,
+                meta: dict[str, Any]) -> tuple[Inputs, int]:
+    """Inputs given to ``predict`` in Python (an array, a tensor, nested lists, or a dict of them by input
+    name), checked and fitted exactly like a file's: numbers only, the model's shapes (one sample may come
+    without its batch axis), ids in range. Returns the inputs and the number of samples."""
+    import torch
+
+    def as_array(v: Any) -> np.ndarray:
+        if isinstance(v, torch.Tensor):
+            v = v.detach().cpu().numpy()
+        try:
+            a = np.asarray(v)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"the inputs cannot be read as one array ({e})",
+                            hint="give an array shaped (N, *model.input_shape)") from None
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"the inputs must be numbers, got dtype {a.dtype}", hint="give an array of numbers")
+        return a
+
+    x = {str(k): as_array(v) for k, v in inputs.items()} if isinstance(inputs, dict) else {"input": as_array(inputs)}
+    raw = RawData(x=x, y=None, where="the inputs")
+    xs, _ = _fit(raw, facts, transform_state, meta, one_sample=True)
+    return xs, len(raw)
 
 
 def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:

@@ -5,16 +5,17 @@ in :mod:`layerforge.data.images`). Each returns :class:`~layerforge.data.raw.Raw
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import itertools
-import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, KeyPath
+from ..files import kind_of
 from ..text import suggest
+from .fileio import NpzArchive, load_npy, magic, read_text as read_text_file
 from .raw import RawData, check_finite
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
@@ -47,25 +48,34 @@ SPEC_RELATIVE = "paths in data: are relative to the spec file's folder"
 def require_file(path: Path, where: str, what: str = "data file", relative: str = SPEC_RELATIVE,
                  key: KeyPath | None = None) -> None:
     """Refuse a missing file, with a did-you-mean among its folder's files; ``relative`` says what a
-    relative path starts from, ``key`` which spec key named the file."""
+    relative path starts from, ``key`` which spec key named the file. A FIFO, a device or a socket (also
+    behind a symlink) is refused too: reading one blocks forever or never ends."""
     if not path.exists():
         near = suggest(path.name, [p.name for p in path.parent.iterdir()]) if path.parent.is_dir() else None
         raise DataError(f"{where}: {what} not found (looked for {path})",
                         hint=(near + " " if near else "") + relative, path=key)
+    kind = kind_of(path.stat().st_mode)
+    if kind is not None and kind != "a directory":
+        raise DataError(f"{where}: is {kind}, not a regular file", hint="give the path of a data file", path=key)
 
 
-def _open_text(path: Path, where: str) -> str:
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{where}: cannot read the file ({e})", hint="check that the file is complete and not corrupted") from e
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{where}: not UTF-8 text (byte {e.start})", hint="save the file as UTF-8") from e
+# A CSV takes about this many bytes of memory per byte of text while it is parsed (Python strings per cell).
+CSV_BYTES_PER_BYTE = 32
+# A text corpus: the text, its int64 ids, and the windows as tensors.
+TEXT_BYTES_PER_BYTE = 32
 
 
 # --- CSV ------------------------------------------------------------------------------------------
+def _rows(text: str, delimiter: str, where: str, limit: int | None) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        return list(reader if limit is None else itertools.islice(reader, limit + 1))
+    except csv.Error as e:  # a field over csv's limit (131,072 characters), a NUL, a bad quote
+        raise DataError(f"{where}: line {reader.line_num} cannot be read as CSV ({e})",
+                        hint="a CSV field holds one number or label; check that line for a stray quote or binary "
+                             "data (or set data.delimiter if the file uses another separator)") from None
+
+
 def _to_float(col: list[str], name: str, where: str, row0: int) -> np.ndarray:
     """Parse one column; missing markers become NaN; a non-number raises naming the line."""
     vals = np.array([("nan" if v.strip().lower() in MISSING else v) for v in col])
@@ -88,11 +98,10 @@ def read_csv(path: Path, where: str, target: str | None, features: list[str] | N
              need_target: bool = True, limit: int | None = None) -> RawData:
     """A table with a header row: feature columns → x (N, F) float, ``target`` column → y (strings).
     ``limit``: read only the header and that many rows (validate's quick look)."""
-    text = _open_text(path, where)
+    text = read_text_file(path, where, CSV_BYTES_PER_BYTE)
     if delimiter is None:
         delimiter = "\t" if ".tsv" in path.name.lower() else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows = list(reader if limit is None else itertools.islice(reader, limit + 1))
+    rows = _rows(text, delimiter, where, limit)
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()  # trailing blank lines
     if not rows:
@@ -101,7 +110,7 @@ def read_csv(path: Path, where: str, target: str | None, features: list[str] | N
     body = rows[1:]
     if not body:
         raise DataError(f"{where}: has a header but no data rows", hint="add one row per sample below the header")
-    dup = sorted({h for h in header if header.count(h) > 1})
+    dup = sorted(h for h, n in Counter(header).items() if n > 1)
     if dup:
         raise DataError(f"{where}: duplicate column name(s) {', '.join(map(repr, dup))} in the header", hint="give every column a unique name")
     for i, r in enumerate(body):
@@ -173,28 +182,16 @@ def _infer_csv_task(raw: RawData, target: str) -> None:
 
 
 # --- NPZ / NPY ------------------------------------------------------------------------------------
-def _load_npy(path: Path, where: str, data: bytes | None = None, mmap: bool = False) -> np.ndarray:
-    try:
-        if mmap and path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False, mmap_mode="r")
-        return np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise DataError(f"{where}: holds Python objects (pickled), which layerforge does not load",
-                            hint="save plain numeric (or string) arrays, e.g. np.save(path, x.astype('float32'))") from e
-        raise DataError(f"{where}: not a valid .npy/.npz file ({e})", hint="write it with np.save / np.savez") from e
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{where}: cannot read the array file ({e})", hint="write it with np.save / np.savez") from e
-
-
 def read_npz(path: Path, where: str, input_names: list[str], y_key: str | None, need_target: bool = True) -> RawData:
     """Arrays by name: ``x`` (or the model input's name) and ``y``; a model with several named inputs
     reads one array per input name."""
-    arrays = _load_npy(path, where)
-    if not isinstance(arrays, np.lib.npyio.NpzFile):
-        raise DataError(f"{where}: is a single .npy array, not an .npz archive", hint="save with np.savez(path, x=..., y=...)")
-    with arrays:
-        keys = list(arrays.files)
+    head = magic(path)
+    if not head.startswith(b"PK"):
+        if head == b"\x93NUMPY":
+            raise DataError(f"{where}: is a single .npy array, not an .npz archive", hint="save with np.savez(path, x=..., y=...)")
+        raise DataError(f"{where}: not a valid .npz archive", hint="write it with np.savez")
+    with NpzArchive(path, where) as arrays:
+        keys = arrays.keys()
         if not keys:
             raise DataError(f"{where}: the archive holds no arrays", hint="save with np.savez(path, x=..., y=...)")
 
@@ -205,11 +202,7 @@ def read_npz(path: Path, where: str, input_names: list[str], y_key: str | None, 
                                 hint=hint or f"save it with np.savez(path, {key}=...)"
                                 + (" or set data.target to the target array's name" if role == "targets" else ""),
                                 path=("data", "target") if role == "targets" else ("data", "path"))
-            try:
-                return arrays[key]
-            except ValueError as e:
-                raise DataError(f"{where}: array '{key}' holds Python objects (pickled), which layerforge does not load",
-                                hint="save plain numeric (or string) arrays") from e
+            return arrays.read(key)
 
         if len(input_names) == 1:
             key = "x" if "x" in keys or input_names[0] not in keys else input_names[0]
@@ -229,14 +222,13 @@ def read_npy(path: Path, where: str, target_path: Path | None, target_where: str
              limit: int | None = None) -> RawData:
     """One .npy array of inputs; the targets come from a second .npy file (``data.target_path``).
     ``limit``: only the first rows, memory-mapped (validate's quick look)."""
-    x = _load_npy(path, where, mmap=limit is not None)
-    if isinstance(x, np.lib.npyio.NpzFile):
-        x.close()
+    if magic(path).startswith(b"PK"):
         raise DataError(f"{where}: is an .npz archive, not a single .npy array", hint="name the file .npz or set data.format: npz")
+    x = load_npy(path, where, mmap=limit is not None)
     y = None
     if target_path is not None:
         require_file(target_path, target_where or str(target_path), "target file", key=("data", "target_path"))
-        y = _load_npy(target_path, target_where or str(target_path), mmap=limit is not None)
+        y = load_npy(target_path, target_where or str(target_path), mmap=limit is not None)
     elif need_target:
         raise DataError(f"{where}: a .npy file holds one array (the inputs), so the targets are missing",
                         hint="set data.target_path: labels.npy, or save both with np.savez('data.npz', x=x, y=y)")
@@ -288,7 +280,7 @@ def _infer_array_task(raw: RawData) -> None:
 
 # --- text -----------------------------------------------------------------------------------------
 def read_text(path: Path, where: str) -> str:
-    text = _open_text(path, where)
+    text = read_text_file(path, where, TEXT_BYTES_PER_BYTE)
     if not text.strip():
         raise DataError(f"{where}: the text file is empty", hint="a language-model corpus needs some text (a few KB at least)")
     return text.replace("\r\n", "\n")

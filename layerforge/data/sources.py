@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import builtin, synthetic
+from .fileio import check_memory
 from .fit import ModelFacts
 from .images import read_image_folder
 from .raw import RawData, display
@@ -21,6 +22,7 @@ from .readers import detect_format, read_csv, read_npy, read_npz, read_text, req
 from .schema import DataSpec
 from .text import build_vocab, encode, windows
 
+GENERATED_BYTES_PER_STEP = 48  # the generators' working arrays, per sample and step (measured peak: 42, adding)
 ALL_TASKS = ("classification", "regression", "sequence_classification", "sequence", "language_model")
 DEFAULT_TEXT_SEQ_LEN = 64
 
@@ -102,6 +104,8 @@ def _generator(ds: DataSpec, seed: int, facts: ModelFacts, limit: int | None = N
     if name == "copy" and seq_len < 2 * copy_len + 1:
         raise DataError(f"{where}: seq_len {seq_len} is too short to copy {copy_len} symbols (needs ≥ {2 * copy_len + 1})",
                         hint=f"use seq_len (and model.input_shape[0]) ≥ {2 * copy_len + 1}, or a smaller copy_len")
+    check_memory(n * seq_len * GENERATED_BYTES_PER_STEP, where, f"{n:,} generated sequences of {seq_len:,} steps",
+                 "lower data.num_samples or data.seq_len")
     x, y = synthetic.generate(name, seed=seed, num_samples=n, seq_len=seq_len, task=task, noise=noise, copy_len=copy_len)
     raw = RawData(x={"input": x}, y=y, where=where, default_task=gen.tasks[0], task_reason=f"generator '{name}'")
     meta: dict[str, Any] = {"seq_len": seq_len, "num_generated": n, "generator_seed": seed}

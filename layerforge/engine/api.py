@@ -6,6 +6,7 @@ pass tensors directly.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Issue, SpecError, UsageError
 from .events import Callback, TrainResult
-from .rundir import RUN, RunDir
+from .rundir import DATA, RUN, RunDir
 
 if TYPE_CHECKING:
     from ..data.bundle import DataBundle
@@ -40,10 +41,23 @@ def data_info(bundle: "DataBundle") -> dict[str, Any]:
             "input_shapes": {k: list(v) for k, v in (bundle.input_shapes or {}).items()}, "meta": meta}
 
 
+def head_info(head: Any) -> dict[str, Any]:
+    """The model's head as data.json records it (evaluate and predict read it back)."""
+    return {"kind": head.kind, "out_shape": list(head.out_shape), "num_classes": head.num_classes, "loss": head.loss}
+
+
 def train(spec: Any = None, *, data: "DataBundle | None" = None, overrides: list[str] | None = None,
           out: str | Path | None = None, resume: str | Path | None = None, callbacks: Iterable[Callback] = (),
-          plugins: list[str] | None = None, save: bool = True) -> TrainResult:
-    """Train a spec's model; see :func:`layerforge.train` for the arguments."""
+          plugins: list[str] | None = None, save: bool = True, trust_plugins: bool = False) -> TrainResult:
+    """Train a spec's model; see :func:`layerforge.train` for the arguments. The run directory is held
+    (:meth:`RunDir.locked`) for the whole training, so a second ``--resume`` of it is refused."""
+    with contextlib.ExitStack() as held:
+        return _train(spec, data, overrides, out, resume, callbacks, plugins, save, trust_plugins, held)
+
+
+def _train(spec: Any, data: "DataBundle | None", overrides: list[str] | None, out: str | Path | None,
+           resume: str | Path | None, callbacks: Iterable[Callback], plugins: list[str] | None, save: bool,
+           trust_plugins: bool, held: contextlib.ExitStack) -> TrainResult:
     from ..build import load, module
     from .distributed import env_world
     from .trainer import Trainer
@@ -55,8 +69,11 @@ def train(spec: Any = None, *, data: "DataBundle | None" = None, overrides: list
             raise UsageError("give either a spec or resume=RUN_DIR, not both",
                              hint="a resumed run reads its spec from the run directory")
         _check_resume_overrides(overrides)
-        run = RunDir.open(resume)
-        spec_obj, graph = run.load_spec(overrides, plugins)
+        run = RunDir.open(resume, verify=False)
+        if main:
+            held.enter_context(run.locked())  # before reading: a training that holds it may be writing
+        run.verify()
+        spec_obj, graph = run.load_spec(overrides, plugins, trust_plugins=trust_plugins)
         if overrides and main:
             run.write_spec(spec_obj)
         if main:
@@ -64,7 +81,7 @@ def train(spec: Any = None, *, data: "DataBundle | None" = None, overrides: list
     else:
         if spec is None:
             raise UsageError("nothing to train: give a spec (a YAML path, a dict or a Spec)")
-        spec_obj, graph = load(spec, overrides, plugins)
+        spec_obj, graph = load(spec, overrides, plugins, trust_plugins=trust_plugins)
         run = None
         if save and main and out is not None:
             RunDir.check_new(out)  # refuse an occupied --out before any work
@@ -86,10 +103,11 @@ def train(spec: Any = None, *, data: "DataBundle | None" = None, overrides: list
     if resume is None and save and main:
         # Only now, with the data loaded and checked against the model, does the run directory appear.
         run = RunDir.create(spec_obj.train.out, spec_obj.name, exact=out)  # train.out is relative to the cwd
+        held.enter_context(run.locked())
         run.write_spec(spec_obj)
         run.write_json(RUN, {"name": spec_obj.name, "created": _now(), "config": spec_obj.source,
                              "base_dir": str(spec_obj.base_dir), "argv": sys.argv, "status": "created"})
-        run.write_json("data.json", data_info(bundle))
+        run.write_json(DATA, {**data_info(bundle), "head": head_info(trainer.head), "base_dir": str(spec_obj.base_dir)})
         run.save_transform(bundle.transform.state_dict())
         trainer.run = run
     if resume is not None:

@@ -2,15 +2,16 @@
 matrix for classification (a table for the CLI, a PNG in the run's plots/)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
-from ..errors import UsageError
+from ..errors import LayerforgeWarning, UsageError
 from .losses import Head, build_loss, prepare_targets
 from .metrics import EpochStats
 from .rules import default_metrics
-from .rundir import RUN, RunDir
+from .rundir import DATA, RunDir
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,20 +66,22 @@ def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_f
 
 
 def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None,
-                 overrides: list[str] | None = None) -> tuple[RunDir, Any, Any, "nn.Module", str, int | None]:
-    """Open a run (its spec through the front door, with the recorded plugins and any extra ``plugins``;
-    ``overrides`` must leave the weights' shapes as trained, e.g. a spiking model's time steps) and build
-    its model with the chosen checkpoint's weights (best, falling back to last)."""
+                 overrides: list[str] | None = None, trust_plugins: bool = False
+                 ) -> tuple[RunDir, Any, Any, "nn.Module", str, int | None]:
+    """Open a run (verified; its spec through the front door, with the recorded plugins and any extra
+    ``plugins``; ``overrides`` must leave the weights' shapes as trained, e.g. a spiking model's time steps)
+    and build its model with the chosen checkpoint's weights (best, falling back to last). Reads only: works
+    on a read-only run directory."""
     from ..build import module
     from . import checkpoint as ckpt
 
     run = RunDir.open(run_dir)
-    spec, graph = run.load_spec(overrides, plugins, train_rules=False)
+    spec, graph = run.load_spec(overrides, plugins, train_rules=False, trust_plugins=trust_plugins)
     model = module(spec, graph)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")
     which = checkpoint
-    if which == "best" and not (run.best.exists() or run.best.with_name(".best.old").exists()):
+    if which == "best" and not ckpt.exists(run.best):
         which = "last"
     manifest = ckpt.load_weights(getattr(run, which), model)
     model.eval()
@@ -86,29 +89,34 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[st
 
 
 def head_of(run: RunDir) -> Head:
-    h = run.read_json(RUN).get("head")
-    if not h:
-        from ..errors import CheckpointError
+    """The model's head as training decided it (data.json, checksummed)."""
+    from ..errors import CheckpointError
 
-        raise CheckpointError(f"{run.path / RUN} does not record the model's head (was the run interrupted before it started?)")
-    return Head(h["kind"], tuple(h["out_shape"]), h["num_classes"], h["loss"])
+    h = run.read_json(DATA).get("head")
+    try:
+        return Head(str(h["kind"]), tuple(int(d) for d in h["out_shape"]), h["num_classes"], str(h["loss"]))
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(f"{run.path / DATA} does not record the model's head",
+                              hint="was the run interrupted before it started? retrain it") from None
 
 
 def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None = None, checkpoint: str = "best",
              batch_size: int | None = None, device: str = "auto", plot: bool = True,
-             plugins: list[str] | None = None) -> EvalResult:
-    """Metrics of a trained run on its ``test`` (or ``val``) split, or on a labelled file ``data``."""
+             plugins: list[str] | None = None, trust_plugins: bool = False) -> EvalResult:
+    """Metrics of a trained run on its ``test`` (or ``val``) split, or on a labelled file ``data``. The
+    results are saved in the run (eval_<split>.json, a confusion-matrix PNG) when it is writable; a
+    read-only run is evaluated all the same, with a warning that nothing was saved."""
     import torch
 
     from ..build import data_facts
     from ..data import load_data, load_split
     from ..runtime import resolve_device
 
-    run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins)
+    run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins=trust_plugins)
     facts = data_facts(graph)
     dev = resolve_device(device)
     model.to(dev)
-    info = run.read_json("data.json")
+    info = run.read_json(DATA)
     meta = info.get("meta", {})
     if data is not None:
         target = load_split(Path(data), facts, run.load_transform(), meta)
@@ -139,9 +147,14 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     class_names = info.get("class_names") or (meta.get("class_names") if isinstance(meta, dict) else None)
     result = EvalResult(split=name, samples=len(target), checkpoint=which, epoch=epoch, metrics=values,
                         confusion=cm.tolist() if cm is not None else None, class_names=class_names, run_dir=run.path)
-    if cm is not None and plot:
-        result.plot = write_confusion_png(run, cm.tolist(), class_names, Path(name).stem if data is not None else name)
-    run.write_json(f"eval_{Path(name).stem if data is not None else name}.json", result.to_dict())
+    tag = Path(name).stem if data is not None else name
+    try:
+        if cm is not None and plot:
+            result.plot = write_confusion_png(run, cm.tolist(), class_names, tag)
+        run.write_json(f"eval_{tag}.json", result.to_dict())
+    except OSError as e:
+        warnings.warn(LayerforgeWarning(f"the results were not saved in {run.path} ({e.strerror or e}): the run "
+                                        "directory is not writable"), stacklevel=2)
     return result
 
 

@@ -6,12 +6,15 @@ values. Per-step outputs (sequence tasks, language models) give one prediction p
 from __future__ import annotations
 
 import csv
+import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from .evaluate import head_of, load_trained
+from .rundir import DATA
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,20 +64,20 @@ class PredictResult:
 
 def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = None, probabilities: bool = False,
             checkpoint: str = "best", batch_size: int = 1024, device: str = "auto",
-            plugins: list[str] | None = None) -> PredictResult:
+            plugins: list[str] | None = None, trust_plugins: bool = False) -> PredictResult:
     """Predict with a trained run. ``inputs``: a file (CSV, NPZ, NPY, text, images) or an array/tensor already
     shaped like the model's input (the saved transform is applied to either)."""
     import numpy as np
     import torch
 
     from ..build import data_facts
-    from ..data import load_inputs, transform_from_state
+    from ..data import load_arrays, load_inputs
     from ..runtime import resolve_device, seeded
 
-    run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins)
+    run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins=trust_plugins)
     dev = resolve_device(device)
     model.to(dev)
-    info = run.read_json("data.json")
+    info = run.read_json(DATA)
     meta = info.get("meta", {})
     state = run.load_transform()
     notes: list[str] = []
@@ -84,9 +87,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
         rows, notes = list(finfo["row_names"]), list(finfo.get("notes", []))
         targets = finfo["y"].numpy() if finfo.get("y") is not None else None
     else:
-        x = torch.as_tensor(np.asarray(inputs)) if not isinstance(inputs, (torch.Tensor, dict)) else inputs
-        x = transform_from_state(state).apply(x)
-        n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+        x, n = load_arrays(inputs, data_facts(graph), state, meta)
         rows = [f"sample {i}" for i in range(n)]
     head = head_of(run)
     outs = []
@@ -127,25 +128,46 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
 def write_predictions(result: PredictResult, path: Path, probabilities: bool) -> Path:
     """CSV (one row per sample: ``row``, ``predicted`` (class id or value), ``predicted_name``, and
     ``true``/``true_name`` when the input has labels, then the probabilities), NPY (predictions, or
-    probabilities when asked) or NPZ (predictions, probabilities, targets)."""
+    probabilities when asked) or NPZ (predictions, probabilities, targets).
+
+    The folder must exist and be writable (a clear error otherwise); the file is written beside its final
+    name and renamed into place, so a failed write leaves any earlier file whole. Text cells of a CSV
+    (row names, class names) that a spreadsheet would run as a formula are escaped (see :func:`csv_text`)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".txt", ".npy", ".npz"):
+        raise UsageError(f"unknown output format '{path.suffix}' for {path}", hint="use .csv, .npy or .npz")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {folder} does not exist", hint=f"create it first (mkdir -p {folder})")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder", hint="give a file name, e.g. predictions.csv")
+    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            _write(result, f, suffix, probabilities)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {e.strerror or e}",
+                         hint="choose a folder you can write to (check its permissions and free space)") from None
+    return path
+
+
+def _write(result: PredictResult, f: Any, suffix: str, probabilities: bool) -> None:
     import numpy as np
 
-    suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
         arr = result.probabilities if probabilities and result.probabilities is not None else result.predictions
-        np.save(path, arr)
-        return path
+        np.save(f, arr)
+        return
     if suffix == ".npz":
         arrays = {"predictions": result.predictions}
         if result.probabilities is not None:
             arrays["probabilities"] = result.probabilities
         if result.targets is not None:
             arrays["targets"] = result.targets
-        np.savez(path, **arrays)
-        return path
-    if suffix not in (".csv", ".tsv", ".txt"):
-        raise UsageError(f"unknown output format '{path.suffix}' for {path}", hint="use .csv, .npy or .npz")
+        np.savez(f, **arrays)
+        return
     pred = result.predictions
     flat = pred.reshape(len(pred), -1)
     header = ["row"] + (["predicted"] if flat.shape[1] == 1 else [f"predicted_{j}" for j in range(flat.shape[1])])
@@ -168,22 +190,38 @@ def write_predictions(result: PredictResult, path: Path, probabilities: bool) ->
             pflat = probs.reshape(len(probs), -1)
             steps = pflat.shape[1] // probs.shape[-1]
             header += [f"p_{n}" for n in cnames] if steps == 1 else [f"p{t}_{n}" for t in range(steps) for n in cnames]
-    delim = "\t" if suffix == ".tsv" else ","
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter=delim)
-        w.writerow(header)
-        for i, row in enumerate(result.row_names):
-            vals: list[Any] = [row, *(_fmt(v) for v in flat[i])]
-            if names is not None:
-                vals.append(names[i])
-            if true is not None:
-                vals += [_fmt(v) for v in true[i]]
-                if true_names is not None:
-                    vals.append(true_names[i])
-            if pflat is not None:
-                vals += [f"{v:.6g}" for v in pflat[i]]
-            w.writerow(vals)
-    return path
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    w = csv.writer(text, delimiter="\t" if suffix == ".tsv" else ",")
+    w.writerow([csv_text(h) for h in header])
+    for i, row in enumerate(result.row_names):
+        vals: list[Any] = [csv_text(row), *(_fmt(v) for v in flat[i])]
+        if names is not None:
+            vals.append(csv_text(names[i]))
+        if true is not None:
+            vals += [_fmt(v) for v in true[i]]
+            if true_names is not None:
+                vals.append(csv_text(true_names[i]))
+        if pflat is not None:
+            vals += [f"{v:.6g}" for v in pflat[i]]
+        w.writerow(vals)
+    text.flush()
+    text.detach()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: Any) -> str:
+    """A text cell made safe for spreadsheets (OWASP's CSV-injection rule): text that starts with = + - @,
+    a tab or a carriage return gets a leading single quote, so Excel/LibreOffice show it instead of running
+    it as a formula. A number stays a number: ``-0.5`` and ``-3`` (a class named -3) are not touched."""
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
 
 
 def _fmt(v: Any) -> str:

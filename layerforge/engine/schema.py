@@ -189,7 +189,7 @@ class TrainSpec(_Section):
     precision: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="fp32; bf16 autocast (CPU or CUDA); fp16 autocast with a gradient scaler (CUDA only).")
     compile: bool = Field(default=False, description="Compile the model with torch.compile (slower start, maybe faster steps).")
     deterministic: bool = Field(default=False, description="Use deterministic algorithms only (CUDA runs repeat exactly; CPU runs always do).")
-    threads: PositiveInt | None = Field(default=None, description="CPU threads for torch (default: torch's choice).")
+    threads: PositiveInt | None = Field(default=None, le=1024, description="CPU threads for torch (default: torch's choice).")
     checkpoint_every: int = Field(default=1, ge=0, description="Write checkpoints/last every N epochs (0: only at the end).")
     out: str = Field(default="runs", description="Root folder of run directories: <out>/<name>/<timestamp>/.")
     plots: bool = Field(default=True, description="Write loss/metric curves as PNG at the end of the run.")

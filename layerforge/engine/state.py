@@ -24,6 +24,7 @@ class TrainerState:
 
     def load(self: "Trainer", path) -> None:
         """Restore weights and the full training state from a checkpoint directory (exact resume)."""
+        path = ckpt.resolve(path)  # once: the weights and the state come from the same save
         ckpt.load_weights(path, self.model)
         state = ckpt.load_state(path)
         try:

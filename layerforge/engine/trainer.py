@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..data.bundle import DataBundle, Split
-from ..errors import Issue, KeyPath, SpecError, TrainingError
+from ..errors import CheckpointError, Issue, KeyPath, SpecError, TrainingError
 from ..runtime import autocast_factory, environment, make_scaler, resolve_device, set_determinism
 from .events import Callback, RunInfo, TrainResult, overrides
 from .losses import Head, build_loss, check_finite_or_raise, prepare_targets, resolve_head
@@ -227,7 +227,7 @@ class Trainer(TrainerState):
                     if not self._saved_this_epoch():
                         self._save_last()
                     break
-        except TrainingError as e:
+        except (TrainingError, CheckpointError) as e:  # a NaN loss, a checkpoint that could not be written
             self.elapsed = time.perf_counter() - t_start
             self._finish("failed", e.message)
             raise

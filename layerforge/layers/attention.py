@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal
 from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
-from .common import sequence_hint
+from .common import Count, sequence_hint
 from .registry import LayerSpec, Shape, register
 
 _FAMILY = "attention"
@@ -263,7 +263,7 @@ class Attention(LayerSpec):
 class MultiHeadBase(LayerSpec):
     """Fields and arithmetic shared by multi_head_attention and sparse_attention (not registered)."""
 
-    num_heads: PositiveInt = Field(default=1, description="Number of attention heads h.")
+    num_heads: Count = Field(default=1, description="Number of attention heads h (at most 256).")
     key_dim: PositiveInt | None = Field(
         default=None, description="Width d_k of each head's query and key (default: query width / num_heads)."
     )
@@ -316,7 +316,7 @@ class MultiHeadAttention(MultiHeadBase):
     example_inputs = [(10, 32)]
     max_inputs = 3
 
-    num_heads: PositiveInt = Field(description="Number of attention heads h.")
+    num_heads: Count = Field(description="Number of attention heads h (at most 256).")
     output_dim: PositiveInt | None = Field(
         default=None, description="Width of the output (default: the query's width), Keras' output_shape."
     )

@@ -1,10 +1,16 @@
-"""Pieces shared by layer families: activation names, Keras-style int-or-pair arguments."""
+"""Pieces shared by layer families: bounded sizes and counts, activation names, Keras-style int-or-pair
+arguments.
+
+``Size`` (1 … 2**31 − 1) and ``Count`` (1 … 256) come from :mod:`layerforge.limits`: use ``Count`` for a
+repeat count (stacked layers, heads), whose cost grows with its value even when nothing is allocated.
+Any other integer parameter is bounded by ``LayerSpec`` itself (±2**31 − 1)."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
+from ..limits import Count, Size  # noqa: F401  (re-exported for the families)
 from ..text import suggest
 
 # name → FLOPs per element (see docs/flops.md). torch modules are made by `make_activation`.

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from ..errors import ShapeError
-from .common import sequence_hint
+from .common import Count, sequence_hint
 from .registry import LayerSpec, Shape, register
 
 _FAMILY = "recurrent"
@@ -58,8 +58,8 @@ class _Recurrent(LayerSpec):
     cell_flops_per_unit: ClassVar[int] = 0
 
     units: PositiveInt = Field(description="Hidden size H of each direction.")
-    num_layers: PositiveInt = Field(
-        default=1, description="Stacked recurrent layers; layer l+1 reads layer l's output sequence."
+    num_layers: Count = Field(
+        default=1, description="Stacked recurrent layers (at most 256); layer l+1 reads layer l's output sequence."
     )
     bidirectional: bool = Field(
         default=False, description="Also run a second set of weights backwards in time and concatenate (H·2)."

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..limits import MAX_SIZE
 from ..text import suggest
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ class LayerSpec(BaseModel):
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
     time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
     example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_integers(cls, value: object) -> object:
+        """Every integer parameter of every layer type (a plugin's too) stays within ±MAX_SIZE, so no size
+        overflows torch or the memory check; counts use the tighter ``limits.Count``."""
+        for v in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SIZE:
+                raise ValueError(f"{v} is beyond the largest size layerforge accepts ({MAX_SIZE:,} = 2**31 - 1)")
+        return value
 
     # --- the contract -------------------------------------------------------------------------
     def output_shape(self, in_shapes: list[Shape]) -> Shape:

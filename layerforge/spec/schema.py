@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from ..limits import MAX_SEED, Size
 from .sections import DataSpec, ProfileSpec, SearchSpec, TrainSpec
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]{0,99}$")
 
 
 class ModelSpec(BaseModel):
@@ -19,7 +21,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input_shape: list[PositiveInt] | dict[str, list[PositiveInt]] = Field(
+    input_shape: list[Size] | dict[str, list[Size]] = Field(
         description="Shape of ONE sample (no batch axis), channels first; a mapping name → shape for several inputs."
     )
     layers: list[Any] = Field(min_length=1, description="The layers, in order; each a mapping with 'type'.")
@@ -54,7 +56,7 @@ class ModelSpec(BaseModel):
 
 class PluginRef(BaseModel):
     """A plugin file pinned to its content: a run directory's spec.yaml records each plugin this way, and
-    loading it again warns when the file's sha256 has changed since."""
+    a file whose sha256 has changed since is not imported unless the user trusts it (``--trust-plugins``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -72,8 +74,10 @@ class Spec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="model", description="Name of the experiment (used for run directories).")
-    seed: int = Field(default=0, description="Random seed for weights, data shuffling and dropout.")
+    name: str = Field(default="model", description="Name of the experiment: the run directory's folder under "
+                      "train.out (letters, digits and _ . + = @ , -; no path separators; at most 100 characters).")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="Random seed for weights, data shuffling and dropout "
+                      "(0 to 2**63 - 1).")
     plugins: list[str | PluginRef] = Field(
         default_factory=list, description="Python files (relative to this spec) that register layer types; "
         "an entry may pin the content: {path: my_layers.py, sha256: ...}.")
@@ -83,6 +87,17 @@ class Spec(BaseModel):
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
     search: SearchSpec | None = Field(default=None, description="What `layerforge search` tries (docs/search.md); "
                                       "ignored by train.")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        """The name becomes a folder under train.out: never a path (``/tmp/x``, ``../x``), never hidden."""
+        if not RUN_NAME_RE.match(v) or v.strip(".") == "":
+            shown = v if len(v) <= 40 else v[:37] + "..."
+            raise ValueError(f"'{shown}' cannot be a run name: it names the run's folder under train.out, so it must "
+                             "be 1 to 100 letters, digits or _ . + = @ , - (no '/', no spaces), not starting with '.' "
+                             "or '-'")
+        return v
 
     _source: str | None = PrivateAttr(default=None)
     _raw: Any = PrivateAttr(default=None)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import Issue, KeyPath, SpecError
 from ..layers.registry import LayerSpec, registry
+from ..limits import MAX_SIZE
 from ..text import suggest
 from .loader import Marks
 from .schema import Spec
@@ -113,6 +114,25 @@ def validate_layer(raw: Any, i: int, marks: Marks) -> tuple[LayerSpec | None, li
         return None, pydantic_issues(e, raw, marks, cls, path, label)
 
 
+# Integers allowed past MAX_SIZE (a key path, ints matching any list index): only the seed.
+_BIG_INTEGERS = {("seed",)}
+
+
+def _oversized_integers(node: Any, path: KeyPath, marks: Marks, out: list[Issue]) -> None:
+    """Every integer anywhere in a spec is at most ±MAX_SIZE (the seed excepted): one generic bound, so no
+    section (a new one included) hands torch, NumPy or a loop a number they overflow on or never finish."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _oversized_integers(v, (*path, k), marks, out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _oversized_integers(v, (*path, i), marks, out)
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_SIZE and path not in _BIG_INTEGERS:
+        shown = str(node) if len(str(node)) <= 30 else f"a {len(str(node))}-digit number"
+        out.append(marks.locate(path, f"{shown} is beyond the largest number layerforge accepts here "
+                                      f"({MAX_SIZE:,} = 2**31 - 1)", "use a smaller value"))
+
+
 def validate_mapping(raw: Any, marks: Marks) -> Spec:
     """A loaded mapping (after ``--set``) → a validated :class:`Spec` whose ``model.layers`` are LayerSpec
     objects. Every schema and layer-parameter problem is collected into one SpecError. (The front door,
@@ -121,6 +141,9 @@ def validate_mapping(raw: Any, marks: Marks) -> Spec:
         raise SpecError([marks.locate((), f"a spec must be a mapping (name, model, ...), got {type(raw).__name__}",
                                       "start the file with 'model:'")])
     issues: list[Issue] = []
+    _oversized_integers(raw, (), marks, issues)
+    if issues:
+        raise SpecError(issues)
     spec: Spec | None = None
     try:
         spec = Spec.model_validate(raw)

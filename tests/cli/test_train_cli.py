@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,22 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(spec, tmp_path):
     manifest = json.loads((out / "checkpoints" / "last" / "manifest.json").read_text())
     assert manifest["epoch"] >= 2
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_repeated_ctrl_c_during_shutdown_exits_130_without_a_traceback(spec, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "layerforge", "train", str(spec), "--out", str(out),
+                             "--set", "train.epochs=100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("epoch 2/"):
+            for _ in range(3):  # stop, stop at once, and one more while it leaves
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.05)
+            break
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + rest and "KeyboardInterrupt" not in err
 
 
 def test_bad_data_leaves_no_run_directory(tmp_path, capsys, monkeypatch):

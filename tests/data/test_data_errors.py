@@ -167,13 +167,12 @@ def test_a_missing_shipped_file_names_it_and_the_fix(tmp_path, spec_of, monkeypa
 
 
 def test_an_image_folder_too_large_for_memory_is_refused(tmp_path, spec_of, monkeypatch):
-    import layerforge.data.images as images
-
     png_folder({"a": [(4, 4)] * 3, "b": [(4, 4)]})(tmp_path / "imgs")
-    monkeypatch.setattr(images, "MAX_IN_MEMORY_BYTES", 100)
+    monkeypatch.setenv("LAYERFORGE_MAX_DATA_BYTES", "100")
     with pytest.raises(DataError) as err:
         load_data(spec_of({"path": "imgs"}, [1, 4, 4], [{"type": "flatten"}, {"type": "dense", "units": 2}]), base_dir=tmp_path)
-    assert "imgs" in err.value.message and "GiB" in err.value.message and "image_size" in err.value.hint
+    assert "imgs" in err.value.message and "limit of 100 bytes" in err.value.message
+    assert "image_size" in err.value.hint and "LAYERFORGE_MAX_DATA_BYTES=1G" in err.value.hint
 
 
 def _trained(tmp_path, spec_of, data, shape, layers):

@@ -1,5 +1,6 @@
 """A run trained with `--plugins` reopens alone: spec.yaml pins each plugin file by path and sha256, so
-evaluate, predict, profile and --resume work without `--plugins`, and a changed plugin file is a warning."""
+evaluate, predict, profile and --resume work without `--plugins`, and a changed plugin file is refused
+unless trusted."""
 from __future__ import annotations
 
 import json
@@ -47,12 +48,18 @@ def test_a_run_trained_with_plugins_is_evaluated_predicted_profiled_and_resumed(
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["epochs_run"] == 3 and len(info["resumed"]) == 1
 
-    # The plugin file changes after training: every command that reopens the run says so, and still works.
+    # The plugin file changes after training: it is not imported (exit 2, located at the plugins entry of the
+    # run's spec) unless the user trusts it, and then a warning says it changed.
     plugin.write_text(plugin.read_text() + "\n# edited after training\n")
+    from layerforge import plugins
+
+    plugins._LOADED.clear()
     r = run_cli(capsys, "evaluate", str(run))
+    assert r.code == 2 and "has changed since it was recorded" in r.err and "glu.py" in r.err and "--trust-plugins" in r.err
+    assert "spec.yaml:" in r.err and "Traceback" not in r.err
+    r = run_cli(capsys, "evaluate", str(run), "--trust-plugins")
     assert r.code == 0, r.err
-    assert "warning" in r.err and "has changed since it was recorded" in r.err and "glu.py" in r.err
-    assert "spec.yaml:" in r.err  # located at the plugins entry of the run's spec
+    assert "warning" in r.err and "has changed since it was recorded" in r.err
 
 
 def test_evaluate_and_predict_accept_plugins_for_a_run_that_did_not_record_them(root, tmp_path, capsys):
@@ -61,10 +68,12 @@ def test_evaluate_and_predict_accept_plugins_for_a_run_that_did_not_record_them(
     spec = write_spec(tmp_path, SPEC.replace("epochs: 2", "epochs: 1"))
     run = tmp_path / "run"
     assert run_cli(capsys, "train", str(spec), "--plugins", str(plugin), "--out", str(run), "--quiet").code == 0
-    # An older run: its spec.yaml does not name the plugin.
+    # An older run: its spec.yaml does not name the plugin (rewritten the way the run writes it, checksummed).
+    from layerforge.engine.rundir import RunDir
+
     saved = yaml.safe_load((run / "spec.yaml").read_text())
     del saved["plugins"]
-    (run / "spec.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    RunDir(run)._write_covered("spec.yaml", yaml.safe_dump(saved, sort_keys=False).encode())
     from layerforge import plugins
 
     plugins._LOADED.clear()
