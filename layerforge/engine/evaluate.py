@@ -13,7 +13,10 @@ from .rules import default_metrics
 from .rundir import RUN, RunDir
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
+
+    from ..runtime import Speedups
 
     from ..data.bundle import Split
 
@@ -39,15 +42,16 @@ class EvalResult:
 
 
 def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_fn: Callable, batch_size: int,
-                   autocast: Callable[[], ContextManager] | None = None) -> dict[str, float]:
-    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients); ``stats`` keeps the rows."""
-    import torch
+                   autocast: Callable[[], ContextManager] | None = None, inference_mode: bool = True) -> dict[str, float]:
+    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients: ``torch.inference_mode``, or
+    ``torch.no_grad`` with ``inference_mode=False``); ``stats`` keeps the rows."""
+    from ..runtime import inference_context
 
     stats.reset()
     multi = isinstance(split.x, dict)
     was = model.training
     model.eval()
-    with torch.inference_mode():
+    with inference_context(inference_mode):
         for xb, yb in split.batches(batch_size):
             if autocast is not None:
                 with autocast():
@@ -81,6 +85,21 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[st
     return run, spec, graph, model, which, manifest.get("epoch")
 
 
+def inference_speed(spec: Any, model: "nn.Module", device: "torch.device") -> "Speedups":
+    """The run's ``train.fast`` resolved for inference on ``device`` (never compiled), with ``model`` moved
+    there in the memory format it chooses."""
+    import torch
+
+    from ..runtime import resolve_speedups
+
+    t = spec.train
+    model.to(device)
+    speed = resolve_speedups(t.fast, False, t.deterministic, device, t.optimizer.name, model)
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return speed
+
+
 def head_of(run: RunDir) -> Head:
     h = run.read_json(RUN).get("head")
     if not h:
@@ -98,12 +117,12 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
 
     from ..build import data_facts
     from ..data import load_data, load_split
-    from ..runtime import resolve_device
+    from ..runtime import laid_out, resolve_device, run_flags
 
     run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins)
     facts = data_facts(graph)
     dev = resolve_device(device)
-    model.to(dev)
+    speed = inference_speed(spec, model, dev)
     info = run.read_json("data.json")
     meta = info.get("meta", {})
     if data is not None:
@@ -124,13 +143,16 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     head = head_of(run)
     from ..data.bundle import Split
 
-    target = Split(target.x, prepare_targets(head, target.y, torch.float32)).to(dev)
+    x = {k: laid_out(v, speed) for k, v in target.x.items()} if isinstance(target.x, dict) else laid_out(target.x, speed)
+    target = Split(x, prepare_targets(head, target.y, torch.float32)).to(dev)
     metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))
     stats = EpochStats(head, metrics, len(target), dev, loss_is_nll)
-    values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
-                            batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size)
+    with run_flags(speed, None, spec.train.deterministic):
+        values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
+                                batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size,
+                                inference_mode=speed.inference_mode)
     cm = stats.confusion()
     class_names = info.get("class_names") or (meta.get("class_names") if isinstance(meta, dict) else None)
     result = EvalResult(split=name, samples=len(target), checkpoint=which, epoch=epoch, metrics=values,
