@@ -454,16 +454,16 @@ def report(per_step: dict, notes: dict[str, str], args: argparse.Namespace, load
     """The markdown for docs/benchmarks.md: the main table, what each default buys, and the conditions."""
     med = statistics.median
     cols = [k for k in VARIANTS if all(per_step[m].get(k) for m in per_step)]
-    vs_same = "a" in cols and "b'" in cols
-    lines = ["| model | steps/epoch | " + " | ".join(f"({k}) {VARIANTS[k]}" for k in cols)
-             + (" | (a) ÷ (b′) | (a′) ÷ (b′) |" if vs_same else " |"),
-             "|---|---:|" + "---:|" * (len(cols) + 2 * vs_same)]
+    ratios = ["(a) ÷ (b′)", "(a′) ÷ (b′)"] if "a" in cols and SAME in cols else []
+    head = [f"({k}) {VARIANTS[k]}" for k in cols]
+    at = cols.index(SAME) + 1 if ratios else len(cols)  # the ratios to (b′) right after it
+    lines = ["| model | steps/epoch | " + " | ".join(head[:at] + ratios + head[at:]) + " |",
+             "|---|---:|" + "---:|" * (len(cols) + len(ratios))]
     for m, res in per_step.items():
         base = med(res["b"])
         cells = [f"{med(res[k]) * 1e3:.2f} ({med(res[k]) / base:.2f}×)" for k in cols]
-        if vs_same:
-            cells += [f"{med(res[k]) / med(res[SAME]):.3f}" for k in ("a", "a'")]
-        lines.append(f"| {LABELS[m]} | {-(-args.n // BATCH)} | " + " | ".join(cells) + " |")
+        same = [f"{med(res[k]) / med(res[SAME]):.3f}" for k in ("a", "a'")] if ratios else []
+        lines.append(f"| {LABELS[m]} | {-(-args.n // BATCH)} | " + " | ".join(cells[:at] + same + cells[at:]) + " |")
     lines.append("")
     lines.append(f"median ms/step over {args.rounds} rounds × {args.epochs - 1} timed epochs (ratio to (b)); "
                  "fastest epoch, ms/step: " + "; ".join(
