@@ -30,7 +30,7 @@ class CompileProbe:
         self.t_mark = 0.0
         self.step_s = 0.0
         self.first_timed = 0
-        self.compile_s: float | None = None
+        self.unreported_compile_s: float | None = None  # measured, not yet in an epoch record
 
     def begin_epoch(self, steps: int) -> int:
         """Called before an epoch's loop with its number of steps; returns the first mark (-1: none)."""
@@ -58,10 +58,10 @@ class CompileProbe:
         now = self._now()
         step = t.global_step
         if self.measuring:
-            self.compile_s = max(0.0, now - self.t_mark - self.step_s)
+            compile_s = max(0.0, now - self.t_mark - self.step_s)
             self.measuring, self.done = False, True
-            t.speed.compile_s = self.compile_s
-            t.compile_decided(f"compiled in {self.compile_s:.1f} s (the first compiled step, less an eager step)")
+            t.speed.compile_s = self.unreported_compile_s = compile_s
+            t.compile_decided(f"compiled in {compile_s:.1f} s (the first compiled step, less an eager step)")
             return -1
         if step < self.decide_at:  # the warm-up is over: start the clock
             self.t_mark = now

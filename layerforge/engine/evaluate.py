@@ -16,9 +16,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from ..runtime import Speedups
-
     from ..data.bundle import Split
+    from ..runtime import Speedups
 
 
 @dataclass

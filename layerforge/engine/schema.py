@@ -192,7 +192,7 @@ class FastSpec(_Section):
                                     "auto also uses the multi-tensor (foreach) step for rmsprop on CUDA.")
     channels_last: AutoBool = Field(
         default="auto", description="Channels-last memory format for models with 2-D convolutions "
-                                    "(auto: on CUDA only; it did not pay on the CPU, see docs/benchmarks.md).")
+                                    "(auto: on for them on CPU and CUDA; measured in docs/benchmarks.md).")
     tf32: AutoBool = Field(
         default="auto", description="CUDA: fp32 matmuls and convolutions on TF32 tensor cores "
                                     "(auto: on, unless deterministic).")

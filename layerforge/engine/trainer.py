@@ -123,7 +123,6 @@ class Trainer(TrainerState):
         self._stop = False
         self.resumed = False
         self._probe = CompileProbe(self) if self.speed.compile == "auto" else None
-        self._reported: set[str] = set()
 
     # --- setup helpers --------------------------------------------------------------------------
     def _probe_output_shape(self, split: Split) -> tuple[int, ...]:
@@ -339,9 +338,9 @@ class Trainer(TrainerState):
         record["time_s"] = round(train_time, 4)
         if val_time is not None:
             record["val_time_s"] = round(val_time, 4)  # validation, apart from time_s (the steps)
-        if probe is not None and probe.compile_s is not None and "compile_s" not in self._reported:
-            record["compile_s"] = round(probe.compile_s, 3)  # inside time_s: the first compiled step's extra time
-            self._reported.add("compile_s")
+        if probe is not None and probe.unreported_compile_s is not None:
+            record["compile_s"] = round(probe.unreported_compile_s, 3)  # the first compiled step's extra time, in time_s
+            probe.unreported_compile_s = None
         record["samples_per_s"] = round(sum(self.stats.sizes[skip:]) / max(train_time, 1e-9), 1)
         self.epoch = epoch
         return record
