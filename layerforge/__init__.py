@@ -20,6 +20,7 @@ from .errors import CheckpointError, DataError, LayerforgeError, LayerforgeWarni
 _LAZY = {
     "LayerSpec": "layerforge.layers.registry", "register": "layerforge.layers.registry",
     "registry": "layerforge.layers.registry", "Spec": "layerforge.spec.schema",
+    "spike_report": "layerforge.analysis.spiking",
 }
 
 
@@ -133,5 +134,5 @@ def profile(configs: Any, **kwargs: Any):
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "LayerforgeWarning", "Spec", "SpecError",
     "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "load_spec", "predict", "profile",
-    "register", "registry", "spec_from_dict", "summarize", "train", "validate",
+    "register", "registry", "spec_from_dict", "spike_report", "summarize", "train", "validate",
 ]

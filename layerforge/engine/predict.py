@@ -69,7 +69,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
 
     from ..build import data_facts
     from ..data import load_inputs, transform_from_state
-    from ..runtime import inference_context, laid_out, pinned, resolve_device, run_flags
+    from ..runtime import inference_context, laid_out, pinned, resolve_device, run_flags, seeded
 
     run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins)
     dev = resolve_device(device)
@@ -95,7 +95,9 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     # Inputs stay on the host and go to the device batch by batch (page-locked and without waiting on CUDA).
     x = {k: pinned(laid_out(v, speed), speed) for k, v in x.items()} if multi else pinned(laid_out(x, speed), speed)
     copy = {"non_blocking": speed.pin_memory}
-    with run_flags(speed, None, spec.train.deterministic), inference_context(speed.inference_mode):
+    # seeded: rate coding draws the same spikes every time
+    with run_flags(speed, None, spec.train.deterministic), inference_context(speed.inference_mode), \
+            seeded(spec.seed, dev):
         for i in range(0, n, batch_size):
             xb = {k: v[i:i + batch_size].to(dev, **copy) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev, **copy)
             outs.append((model(**xb) if multi else model(xb)).float().cpu())

@@ -103,6 +103,7 @@ class Trainer(TrainerState):
         self.accum = spec.grad_accumulation
         opt_steps = math.ceil(self.steps_per_epoch / self.accum)
         self.schedule = Schedule(spec.schedule, spec.optimizer.lr, opt_steps, spec.epochs, self.monitor)
+        self.seed = seed  # also seeds the randomness of validation (see evaluate_split)
         self.shuffle_gen = torch.Generator().manual_seed(seed)
         self.stats = EpochStats(self.head, self.metrics, len(self.train_split), self.device, loss_is_nll)
         self.val_stats = (EpochStats(self.head, self.metrics, len(self.val_split), self.device, loss_is_nll)
@@ -422,7 +423,7 @@ class Trainer(TrainerState):
         # The eager module, on every rank (each validates the whole split itself): compiling the eval-mode
         # graph would cost a second compile for a few percent of the epoch.
         return evaluate_split(self.model, self.val_split, self.val_stats, self.loss_fn, self.eval_batch_size,
-                              self.autocast if self.amp else None, self.speed.inference_mode)
+                              self.autocast if self.amp else None, self.speed.inference_mode, seed=self.seed)
 
     def _end_epoch(self, record: dict[str, Any]) -> bool:
         """Best/early-stopping bookkeeping, schedule, metrics line, checkpoints. True: stop early."""
