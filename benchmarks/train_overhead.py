@@ -4,10 +4,17 @@ The same MLP (64-256-256-10 on the digits), CNN (two 3×3 convs on the 1×8×8 d
 over 50 steps: the adding problem plus 6 noise channels) are trained on the same tensors, batch 64, Adam
 lr 1e-3, shuffled every epoch, by
 
-    (a) layerforge      ``layerforge.train(spec, data=bundle, save=False)``: the real engine, default metrics
-                        (a′: the same trials, timed by the engine's own per-epoch ``time_s``: the step loop
-                        only, without the end-of-epoch metrics)
-    (b) plain loop      index batches of pre-built tensors; zero_grad / forward / loss / backward / step
+    (a) layerforge      ``layerforge.train(spec, data=bundle, save=False)``: the real engine with its defaults
+                        (``train.fast`` auto, ``compile: auto``), default metrics (a′: the same trials, timed
+                        by the engine's own per-epoch ``time_s``: the step loop only, without the end-of-epoch
+                        metrics)
+    (a0) layerforge     the same with ``fast: false, compile: false``: what layerforge did before its defaults
+    (b) plain loop      as users write it: index batches of pre-built tensors; zero_grad / forward / loss /
+                        backward / step, ``torch.optim.Adam(params, lr)`` as constructed by default
+    (b′) plain loop     the same loop with the settings layerforge's defaults chose for this model and machine
+                        (``layerforge.runtime.resolve_speedups``: fused Adam; channels-last for the CNN)
+    (bf), (bl)          the plain loop with one of those settings only (fused Adam; channels-last), where
+                        (b′) has more than one: what each setting buys alone
     (c) DataLoader      the same loop over ``DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)``
     (d) Keras 3         ``model.fit`` on the torch backend, an equivalent model (skipped when not installed)
     (e) Lightning       a LightningModule around the same torch model (skipped when not installed)
@@ -16,7 +23,8 @@ lr 1e-3, shuffled every epoch, by
 builds a fresh model and optimizer and trains a few epochs; the first epoch of a trial is warm-up and dropped;
 an epoch is timed from its start to its end (for layerforge: ``on_epoch_start`` → ``on_epoch_end``, which
 includes the end-of-epoch metrics). Variants are interleaved round by round so the noise of a shared machine
-falls on all of them alike. Printed: the median ms/step and its ratio to (b).
+falls on all of them alike. Printed: the median ms/step and its ratio to (b), (a) ÷ (b′), and a table of
+what each default buys; the load average before and after goes into the conditions line.
 
 It also measures start-up: the wall time of ``layerforge train`` on a tiny config minus its training time
 (Σ time_s of metrics.jsonl), beside ``python -c "import torch"`` and a minimal hand-written torch script
@@ -28,6 +36,7 @@ doing the same training (minus its own step time); the difference to the latter 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -44,8 +53,14 @@ os.environ["KERAS_BACKEND"] = "torch"  # variant (d) is Keras on the torch backe
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, LR, SEED = 64, 1e-3, 0
-VARIANTS = {"a": "layerforge", "a'": "layerforge, steps only", "b": "plain loop", "c": "DataLoader",
+VARIANTS = {"a": "layerforge defaults", "a'": "layerforge, steps only", "a0": "layerforge, fast: false",
+            "b": "plain loop as users write it", "b'": "plain loop, same settings", "c": "DataLoader",
             "d": "Keras 3 (torch)", "e": "Lightning"}
+SAME = "b'"  # the column key of (b′)
+ABLATIONS = {"bf": "plain loop + fused Adam", "bl": "plain loop + channels-last"}
+# Letters of --variants → the runner that produces those columns.
+LETTERS = {"a": ("a", "a'"), "0": ("a0",), "b": ("b",), "p": ("b'",), "f": ("bf",), "l": ("bl",), "c": ("c",),
+           "d": ("d",), "e": ("e",)}
 
 MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"input_shape": [64], "layers": [{"type": "dense", "units": 256, "activation": "relu"},
@@ -81,10 +96,26 @@ def make_data(model: str, n: int) -> tuple[Any, Any, str]:
     return x, torch.from_numpy(d["y"][:n].astype(np.int64)), "classification"
 
 
-def spec_for(model: str, epochs: int, threads: int) -> dict[str, Any]:
-    return {"name": f"bench_{model}", "seed": SEED, "model": MODELS[model],
-            "train": {"epochs": epochs, "batch_size": BATCH, "optimizer": {"name": "adam", "lr": LR},
-                      "device": "cpu", "threads": threads, "checkpoint_every": 0, "plots": False}}
+def spec_for(model: str, epochs: int, threads: int, fast: bool = True) -> dict[str, Any]:
+    train = {"epochs": epochs, "batch_size": BATCH, "optimizer": {"name": "adam", "lr": LR}, "device": "cpu",
+             "threads": threads, "checkpoint_every": 0, "plots": False}
+    if not fast:
+        train.update(fast=False, compile=False)
+    return {"name": f"bench_{model}", "seed": SEED, "model": MODELS[model], "train": train}
+
+
+@functools.lru_cache(maxsize=None)
+def same_settings(model: str, threads: int) -> tuple[dict[str, bool], bool]:
+    """(optimizer kwargs, channels-last) as layerforge's defaults resolve them for this model on the CPU."""
+    import torch
+
+    import layerforge as lf
+    from layerforge.engine.schema import TrainSpec
+    from layerforge.runtime import resolve_speedups
+
+    t = TrainSpec()
+    speed = resolve_speedups(t.fast, t.compile, False, torch.device("cpu"), "adam", lf.build_model(spec_for(model, 1, threads)))
+    return speed.optimizer_kwargs(), speed.channels_last
 
 
 def loss_fn(task: str) -> Callable:
@@ -94,7 +125,7 @@ def loss_fn(task: str) -> Callable:
 
 
 # --- the variants: each trains `epochs` epochs of a fresh model and returns each epoch's seconds --------
-def run_layerforge(model: str, x, y, task: str, epochs: int, threads: int) -> dict[str, list[float]]:
+def run_layerforge(model: str, x, y, task: str, epochs: int, threads: int, fast: bool = True) -> dict[str, list[float]]:
     import layerforge as lf
     from layerforge.data.bundle import DataBundle, Split
     from layerforge.engine.events import Callback
@@ -112,17 +143,22 @@ def run_layerforge(model: str, x, y, task: str, epochs: int, threads: int) -> di
 
     bundle = DataBundle(task, Split(x, y), num_classes=10 if task == "classification" else None)
     timer = EpochTimer()
-    result = lf.train(spec_for(model, epochs, threads), data=bundle, save=False, callbacks=[timer])
+    result = lf.train(spec_for(model, epochs, threads, fast), data=bundle, save=False, callbacks=[timer])
+    if not fast:
+        return {"a0": timer.times}
     return {"a": timer.times, "a'": [r["time_s"] for r in result.history]}
 
 
-def _torch_loop(model: str, epochs: int, threads: int, task: str, batches: Callable[[], Any]) -> list[float]:
+def _torch_loop(model: str, epochs: int, threads: int, task: str, batches: Callable[[], Any],
+                opt_kwargs: dict[str, bool] | None = None, channels_last: bool = False) -> list[float]:
     import torch
 
     import layerforge as lf
 
     net = lf.build_model(spec_for(model, epochs, threads))
-    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=LR, **(opt_kwargs or {}))
     lossf = loss_fn(task)
     net.train()
     times = []
@@ -137,11 +173,20 @@ def _torch_loop(model: str, epochs: int, threads: int, task: str, batches: Calla
     return times
 
 
-def run_plain(model: str, x, y, task: str, epochs: int, threads: int) -> list[float]:
+def run_plain(model: str, x, y, task: str, epochs: int, threads: int, settings: str = "users") -> list[float]:
+    """The plain loop; ``settings``: users (default Adam), same (as layerforge's defaults chose), fused or
+    channels_last (one of them only)."""
     import torch
 
     gen = torch.Generator().manual_seed(SEED)
     n = len(y)
+    opt_kwargs, channels_last = same_settings(model, threads) if settings != "users" else ({}, False)
+    if settings == "fused":
+        channels_last = False
+    elif settings == "channels_last":
+        opt_kwargs = {}
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def batches():
         order = torch.randperm(n, generator=gen)
@@ -149,7 +194,7 @@ def run_plain(model: str, x, y, task: str, epochs: int, threads: int) -> list[fl
             idx = order[i:i + BATCH]
             yield x[idx], y[idx]
 
-    return _torch_loop(model, epochs, threads, task, batches)
+    return _torch_loop(model, epochs, threads, task, batches, opt_kwargs, channels_last)
 
 
 def run_dataloader(model: str, x, y, task: str, epochs: int, threads: int) -> list[float]:
@@ -246,14 +291,26 @@ def run_lightning(model: str, x, y, task: str, epochs: int, threads: int) -> lis
     return timer.times
 
 
-RUNNERS = {"a": run_layerforge, "b": run_plain, "c": run_dataloader, "d": run_keras, "e": run_lightning}
+RUNNERS: dict[str, Callable[..., Any]] = {
+    "a": run_layerforge, "0": lambda *a: run_layerforge(*a, fast=False), "b": run_plain,
+    "p": lambda *a: run_plain(*a, settings="same"), "f": lambda *a: run_plain(*a, settings="fused"),
+    "l": lambda *a: run_plain(*a, settings="channels_last"), "c": run_dataloader, "d": run_keras,
+    "e": run_lightning}
+
+
+def needed(letter: str, model: str, threads: int) -> bool:
+    """An ablation runs only where (b′) has more than one setting (else it equals (b) or (b′))."""
+    if letter not in "fl":
+        return True
+    opt_kwargs, channels_last = same_settings(model, threads)
+    return bool(opt_kwargs.get("fused")) and channels_last
 
 
 def available() -> tuple[list[str], dict[str, str]]:
     """The variants that can run here, and a note for each one skipped."""
     import importlib.util
 
-    ok, notes = ["a", "b", "c"], {}
+    ok, notes = [k for k in LETTERS if k not in "de"], {}
     for key, mod, pkg in (("d", "keras", "keras"), ("e", "lightning", "lightning")):
         if importlib.util.find_spec(mod) is None:
             notes[key] = f"skipped: {pkg} is not installed (pip install {pkg}; not a layerforge dependency)"
@@ -284,11 +341,13 @@ def bench(models: list[str], variants: list[str], rounds: int, epochs: int, n: i
             x, y, task = data[m]
             order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate who goes first
             for v in order:
+                if not needed(v, m, threads):
+                    continue
                 torch.set_num_threads(threads)
                 times = RUNNERS[v](m, x, y, task, epochs, threads)
                 if torch.get_num_threads() != threads:
                     print(f"note: variant {v} changed torch's threads to {torch.get_num_threads()}", file=sys.stderr)
-                for key, ts in (times if isinstance(times, dict) else {v: times}).items():
+                for key, ts in (times if isinstance(times, dict) else {LETTERS[v][0]: times}).items():
                     per_step[m].setdefault(key, []).extend(t / steps for t in ts[1:])  # epoch 1 of a trial: warm-up
         print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     return per_step
@@ -379,39 +438,73 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(per_step: dict, notes: dict[str, str], args: argparse.Namespace) -> str:
+def _versions() -> str:
     import torch
 
-    med = statistics.median
-    cols = [k for k in VARIANTS if all(per_step[m].get(k) for m in per_step)]
-    lines = ["| model | steps/epoch | " + " | ".join(f"({k}) {VARIANTS[k]}" for k in cols) + " |",
-             "|---|---:|" + "---:|" * len(cols)]
-    for m, res in per_step.items():
-        base = med(res["b"])
-        cells = [f"{med(res[k]) * 1e3:.2f} ({med(res[k]) / base:.2f}×)" for k in cols]
-        lines.append(f"| {LABELS[m]} | {-(-args.n // BATCH)} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(f"median ms/step over {args.rounds} rounds × {args.epochs - 1} timed epochs (ratio to (b)); "
-                 "fastest epoch, ms/step: " + "; ".join(
-                     f"{m} " + " ".join(f"{k}={min(per_step[m][k]) * 1e3:.2f}" for k in cols) for m in per_step))
-    for v, note in notes.items():
-        lines.append(f"({v}) {VARIANTS[v]}: {note}")
     versions = [f"torch {torch.__version__}"]
     for mod in ("keras", "lightning"):
         try:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             pass
-    lines.append(f"conditions: {', '.join(versions)}, python {platform.python_version()}, "
-                 f"torch threads {args.threads} (all variants), CPU {cpu_name()} ({os.cpu_count()} logical), "
-                 f"batch {BATCH}, Adam lr {LR}, {args.n} samples")
+    return ", ".join(versions)
+
+
+def report(per_step: dict, notes: dict[str, str], args: argparse.Namespace, load: tuple[float, float]) -> str:
+    """The markdown for docs/benchmarks.md: the main table, what each default buys, and the conditions."""
+    med = statistics.median
+    cols = [k for k in VARIANTS if all(per_step[m].get(k) for m in per_step)]
+    ratios = ["(a) ÷ (b′)", "(a′) ÷ (b′)"] if "a" in cols and SAME in cols else []
+    head = [f"({k}) {VARIANTS[k]}" for k in cols]
+    at = cols.index(SAME) + 1 if ratios else len(cols)  # the ratios to (b′) right after it
+    lines = ["| model | steps/epoch | " + " | ".join(head[:at] + ratios + head[at:]) + " |",
+             "|---|---:|" + "---:|" * (len(cols) + len(ratios))]
+    for m, res in per_step.items():
+        base = med(res["b"])
+        cells = [f"{med(res[k]) * 1e3:.2f} ({med(res[k]) / base:.2f}×)" for k in cols]
+        same = [f"{med(res[k]) / med(res[SAME]):.3f}" for k in ("a", "a'")] if ratios else []
+        lines.append(f"| {LABELS[m]} | {-(-args.n // BATCH)} | " + " | ".join(cells[:at] + same + cells[at:]) + " |")
+    lines.append("")
+    lines.append(f"median ms/step over {args.rounds} rounds × {args.epochs - 1} timed epochs (ratio to (b)); "
+                 "fastest epoch, ms/step: " + "; ".join(
+                     f"{m} " + " ".join(f"{k}={min(per_step[m][k]) * 1e3:.2f}" for k in cols) for m in per_step))
+    for v, note in notes.items():
+        lines.append(f"({v}) {VARIANTS[v]}: {note}")
+    if "b'" in cols:
+        lines += ["", buys_table(per_step, args.threads)]
+    lines.append("")
+    lines.append(f"conditions: {_versions()}, python {platform.python_version()}, torch threads {args.threads} "
+                 f"(all variants), CPU {cpu_name()} ({os.cpu_count()} logical), batch {BATCH}, Adam lr {LR}, "
+                 f"{args.n} samples, load average (1 min) {load[0]:.1f} before and {load[1]:.1f} after")
+    return "\n".join(lines)
+
+
+def buys_table(per_step: dict, threads: int) -> str:
+    """What each default buys: the plain loop's median step time without ÷ with each setting (> 1: faster)."""
+    med = statistics.median
+
+    def gain(res: dict, before: str, after: str) -> str:
+        return f"{med(res[before]) / med(res[after]):.2f}×" if res.get(before) and res.get(after) else "–"
+
+    lines = ["| model | (b′) uses | fused Adam: (b) ÷ (bf) | channels-last: (b) ÷ (bl) | both: (b) ÷ (b′) | "
+             "layerforge: (a0) ÷ (a) |", "|---|---|---:|---:|---:|---:|"]
+    for m, res in per_step.items():
+        opt_kwargs, channels_last = same_settings(m, threads)
+        uses = [name for name, on in (("fused Adam", opt_kwargs.get("fused")), ("channels-last", channels_last)) if on]
+        fused = gain(res, "b", "bf") if "bf" in res else (gain(res, "b", SAME) if not channels_last else "–")
+        cl = gain(res, "b", "bl") if "bl" in res else (gain(res, "b", SAME) if channels_last and not opt_kwargs.get("fused") else "–")
+        lines.append(f"| {LABELS[m]} | {', '.join(uses) or 'nothing'} | {fused} | {cl} | {gain(res, 'b', SAME)} | "
+                     f"{gain(res, 'a0', 'a')} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--variants", default="abcde", help="letters of the variants to run (default: all available)")
+    p.add_argument("--variants", default="a0bpflcde",
+                   help="letters of the variants to run: a (layerforge defaults), 0 (fast: false), b (plain loop), "
+                        "p (b′: plain, same settings), f / l (plain + fused / channels-last only), c (DataLoader), "
+                        "d (Keras 3), e (Lightning); default: all available")
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (each trains every variant once)")
     p.add_argument("--epochs", type=int, default=5, help="epochs per trial (the first is warm-up)")
     p.add_argument("--n", type=int, default=1792, help="training samples (1792 = 28 full batches of 64)")
@@ -426,11 +519,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     quiet_frameworks()
     ok, notes = available()
-    variants = [v for v in "abcde" if v in args.variants and v in ok]
+    variants = [v for v in LETTERS if v in args.variants and v in ok]
     if "b" not in variants:
         variants.insert(0, "b")  # the baseline of every ratio
+    load_before = os.getloadavg()[0]
     per_step = bench(args.models, variants, args.rounds, args.epochs, args.n, args.threads)
-    print(report(per_step, {k: n for k, n in notes.items() if k in args.variants}, args))
+    print(report(per_step, {k: n for k, n in notes.items() if k in args.variants}, args,
+                 (load_before, os.getloadavg()[0])))
     if args.startup_repeats:
         print()
         print(startup_table(startup(args.startup_repeats)))

@@ -22,16 +22,30 @@ def _run(script: str, *args: str) -> str:
     return done.stdout
 
 
-def test_train_overhead_smoke_prints_every_model_against_the_plain_loop_and_the_startup_table():
+def test_train_overhead_smoke_prints_every_model_against_both_plain_loops_and_the_startup_table():
     out = _run("train_overhead.py")
-    header = next(line for line in out.splitlines() if line.startswith("| model |"))
-    for column in ("(a) layerforge", "(a') layerforge, steps only", "(b) plain loop", "(c) DataLoader"):
+    header = next(line for line in out.splitlines() if line.startswith("| model | steps"))
+    for column in ("(a) layerforge defaults", "(a') layerforge, steps only", "(a0) layerforge, fast: false",
+                   "(b) plain loop as users write it", "(b') plain loop, same settings", "(a) ÷ (b′)", "(c) DataLoader"):
         assert column in header
+    buys = next(line for line in out.splitlines() if line.startswith("| model | (b′) uses"))
+    assert "fused Adam: (b) ÷ (bf)" in buys and "channels-last: (b) ÷ (bl)" in buys
     for label in ("MLP 64-256-256-10", "CNN conv32-conv64-pool-dense", "LSTM(8→64) T=50"):
-        row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
-        assert "(1.00×)" in row  # the plain loop's own ratio: every row has its baseline
-    assert "conditions: torch" in out and "torch threads" in out
+        rows = [line for line in out.splitlines() if line.startswith(f"| {label} |")]
+        assert len(rows) == 2 and "(1.00×)" in rows[0]  # the plain loop's own ratio: every row has its baseline
+    cnn = [line for line in out.splitlines() if line.startswith("| CNN")][1]
+    assert "fused Adam, channels-last" in cnn and "–" not in cnn  # both ablations ran for the CNN
+    assert "conditions: torch" in out and "torch threads" in out and "load average" in out
     assert "layerforge's own" in out
+
+
+def test_eval_cost_prints_a_row_per_config_with_its_validation_share():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_cost.py"), "--configs", "mlp_iris",
+                           "--epochs", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| `mlp_iris`"))
+    assert "120 / 30" in row and row.count("%") == 2
 
 
 def test_flop_counts_smoke_lists_every_registered_layer_type_with_both_counts():

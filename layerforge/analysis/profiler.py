@@ -59,11 +59,17 @@ def loss_of(out: Any) -> "torch.Tensor":
 
 
 def make_optimizer(name: str, params: list["torch.nn.Parameter"]) -> "torch.optim.Optimizer":
+    """The optimizer of the timed step, with the step implementation training would use (fused where torch
+    has it: :func:`layerforge.runtime.optimizer_impl`)."""
     import torch
 
+    from ..runtime import optimizer_impl
+
+    impl, _ = optimizer_impl(name, "auto", params[0].device, params) if params else ("for-loop", "")
+    kw = {"fused": True} if impl == "fused" else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3)
-    return torch.optim.SGD(params, lr=1e-2)
+        return torch.optim.Adam(params, lr=1e-3, **kw)
+    return torch.optim.SGD(params, lr=1e-2, **kw)
 
 
 # ---------------------------------------------------------------------------------------------

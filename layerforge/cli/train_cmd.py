@@ -77,8 +77,11 @@ def _secs(t: float) -> str:
     return f"{t:.3f}s" if t < 0.1 else f"{t:.2f}s" if t < 100 else f"{t:.0f}s"
 
 
+TIMES = {"epoch", "step", "time_s", "val_time_s", "compile_s", "samples_per_s", "lr"}  # not metric columns
+
+
 def _columns(record: dict) -> list[str]:
-    skip = {"epoch", "step", "time_s", "samples_per_s", "lr"}
+    skip = TIMES
     keys = [k for k in record if k not in skip and not k.startswith("val_")]
     return keys + [k for k in record if k.startswith("val_")] + (["lr"] if "lr" in record else [])
 
@@ -100,7 +103,7 @@ def _summary_lines(result: "TrainResult") -> list[str]:
     lines.append(f"{status} after {result.epochs_run} epoch{'s' if result.epochs_run != 1 else ''} in "
                  f"{result.time_s:.1f}s" + (f" — {result.message}" if result.message else ""))
     if result.best is not None:
-        shown = {k: v for k, v in result.best.items() if k not in ("epoch", "step", "time_s", "samples_per_s", "lr")}
+        shown = {k: v for k, v in result.best.items() if k not in TIMES}
         lines.append(f"best epoch {result.best_epoch} by {result.monitor}: "
                      + "  ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
     if result.run_dir is not None:
@@ -130,8 +133,13 @@ def _plain_view():
             self.epochs = info.epochs
             self.monitor = info.monitor
             self._print(_start_line(info))
+            if info.speed:
+                self._print(f"speed: {info.speed}")
             for n in info.notes:
                 self._print(f"note: {n}")
+
+        def on_note(self, message: str) -> None:
+            self._print(f"note: {message}")
 
         def on_epoch_end(self, record: dict, improved: bool) -> None:
             parts = [f"epoch {record['epoch']}/{self.epochs}"]
@@ -177,6 +185,8 @@ def _rich_view():
         def on_start(self, info) -> None:
             self.info = info
             console.print(f"[bold]{escape(_start_line(info))}[/]")
+            if info.speed:
+                console.print(f"[dim]speed: {escape(info.speed)}[/]")
             for n in info.notes:
                 console.print(f"[dim]note: {escape(n)}[/]")
             self.progress = Progress(
@@ -201,6 +211,9 @@ def _rich_view():
             self._last = now
             rate = step * self.info.batch_size / max(now - self._t0, 1e-9)
             self.progress.update(self.task, completed=step, rate=f"{rate:,.0f} samples/s", loss=f"loss {float(loss):.4g}")
+
+        def on_note(self, message: str) -> None:
+            (self.progress.console if self.progress else console).print(f"[dim]note: {escape(message)}[/]")
 
         def on_epoch_end(self, record: dict, improved: bool) -> None:
             if not self.header_done:

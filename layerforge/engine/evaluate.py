@@ -14,9 +14,11 @@ from .rules import default_metrics
 from .rundir import DATA, RunDir
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from ..data.bundle import Split
+    from ..runtime import Speedups
 
 
 @dataclass
@@ -40,18 +42,18 @@ class EvalResult:
 
 
 def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_fn: Callable, batch_size: int,
-                   autocast: Callable[[], ContextManager] | None = None, seed: int = 0) -> dict[str, float]:
-    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients); ``stats`` keeps the rows.
-    Randomness in the forward pass (rate coding) is drawn from ``seed`` (see :func:`layerforge.runtime.seeded`)."""
-    import torch
-
-    from ..runtime import seeded
+                   autocast: Callable[[], ContextManager] | None = None, inference_mode: bool = True,
+                   seed: int = 0) -> dict[str, float]:
+    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients: ``torch.inference_mode``, or
+    ``torch.no_grad`` with ``inference_mode=False``); ``stats`` keeps the rows. Randomness in the forward pass
+    (rate coding) is drawn from ``seed`` (see :func:`layerforge.runtime.seeded`)."""
+    from ..runtime import inference_context, seeded
 
     stats.reset()
     multi = isinstance(split.x, dict)
     was = model.training
     model.eval()
-    with torch.inference_mode(), seeded(seed, split.y.device):
+    with inference_context(inference_mode), seeded(seed, split.y.device):
         for xb, yb in split.batches(batch_size):
             if autocast is not None:
                 with autocast():
@@ -88,6 +90,21 @@ def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[st
     return run, spec, graph, model, which, manifest.get("epoch")
 
 
+def inference_speed(spec: Any, model: "nn.Module", device: "torch.device") -> "Speedups":
+    """The run's ``train.fast`` resolved for inference on ``device`` (never compiled), with ``model`` moved
+    there in the memory format it chooses."""
+    import torch
+
+    from ..runtime import resolve_speedups
+
+    t = spec.train
+    model.to(device)
+    speed = resolve_speedups(t.fast, False, t.deterministic, device, t.optimizer.name, model)
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return speed
+
+
 def head_of(run: RunDir) -> Head:
     """The model's head as training decided it (data.json, checksummed)."""
     from ..errors import CheckpointError
@@ -110,12 +127,12 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
 
     from ..build import data_facts
     from ..data import load_data, load_split
-    from ..runtime import resolve_device
+    from ..runtime import laid_out, resolve_device, run_flags
 
     run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins=trust_plugins)
     facts = data_facts(graph)
     dev = resolve_device(device)
-    model.to(dev)
+    speed = inference_speed(spec, model, dev)
     info = run.read_json(DATA)
     meta = info.get("meta", {})
     if data is not None:
@@ -136,13 +153,16 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     head = head_of(run)
     from ..data.bundle import Split
 
-    target = Split(target.x, prepare_targets(head, target.y, torch.float32)).to(dev)
+    x = {k: laid_out(v, speed) for k, v in target.x.items()} if isinstance(target.x, dict) else laid_out(target.x, speed)
+    target = Split(x, prepare_targets(head, target.y, torch.float32)).to(dev)
     metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))
     stats = EpochStats(head, metrics, len(target), dev, loss_is_nll)
-    values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
-                            batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size, seed=spec.seed)
+    with run_flags(speed, None, spec.train.deterministic):
+        values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
+                                batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size,
+                                inference_mode=speed.inference_mode, seed=spec.seed)
     cm = stats.confusion()
     class_names = info.get("class_names") or (meta.get("class_names") if isinstance(meta, dict) else None)
     result = EvalResult(split=name, samples=len(target), checkpoint=which, epoch=epoch, metrics=values,

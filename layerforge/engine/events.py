@@ -36,6 +36,8 @@ class RunInfo:
     monitor: str
     resumed: bool = False
     notes: list[str] = field(default_factory=list)  # what the data loader adapted (reshapes, encodings)
+    speed: str = ""  # the speed-ups in use, one line (fused optimizer, channels-last, compile ...)
+    speedups: dict[str, Any] = field(default_factory=dict)  # each speed-up: {"value": ..., "why": ...}
     request_stop: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
@@ -76,6 +78,9 @@ class Callback:
 
     def on_epoch_end(self, record: dict[str, Any], improved: bool) -> None:
         """An epoch is done: its metrics record (as in metrics.jsonl); ``improved``: a new best."""
+
+    def on_note(self, message: str) -> None:
+        """Something decided during training that is worth a line (what ``compile: auto`` chose)."""
 
     def on_end(self, result: TrainResult) -> None:
         """Training ended (completed, stopped early, interrupted or failed)."""

@@ -120,7 +120,7 @@ class EpochStats:
         """The per-step losses from step ``start`` (0-based) on, as one tensor (for the non-finite check)."""
         import torch
 
-        return torch.stack([l.float() for l in self.losses[start:]]) if len(self.losses) > start else torch.zeros(0)
+        return torch.stack(self.losses[start:]).float() if len(self.losses) > start else torch.zeros(0)
 
     def state_dict(self) -> dict[str, Any]:
         """The partial epoch (for an exact mid-epoch resume after Ctrl-C)."""

@@ -17,21 +17,46 @@ if TYPE_CHECKING:
     from .schema import OptimizerSpec, ScheduleSpec
 
 
-def build_optimizer(spec: "OptimizerSpec", params: Iterable["torch.nn.Parameter"]) -> "torch.optim.Optimizer":
+def build_optimizer(spec: "OptimizerSpec", params: Iterable["torch.nn.Parameter"],
+                    impl: dict[str, bool] | None = None) -> "torch.optim.Optimizer":
+    """The spec's optimizer over the trainable ``params``; ``impl``: how its step runs (``fused=True``,
+    ``foreach=...``: :meth:`layerforge.runtime.Speedups.optimizer_kwargs`), which never changes the update's
+    formula, only its kernels."""
     import torch
 
     params = [p for p in params if p.requires_grad]
+    kw = dict(impl or {})
     if spec.name == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                               weight_decay=spec.weight_decay)
-    if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay,
-                                amsgrad=spec.amsgrad)
-    if spec.name == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay,
-                                 amsgrad=spec.amsgrad)
+                               weight_decay=spec.weight_decay, **kw)
+    if spec.name in ("adam", "adamw"):
+        cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
+        return cls(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay,
+                   amsgrad=spec.amsgrad, **kw)
     return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.alpha, eps=spec.eps, weight_decay=spec.weight_decay,
-                               momentum=spec.momentum)
+                               momentum=spec.momentum, **kw)
+
+
+def load_optimizer_state(optimizer: "torch.optim.Optimizer", state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state, keeping this run's step implementation.
+
+    ``Optimizer.load_state_dict`` takes ``fused``/``foreach`` from the saved groups, so a run resumed with
+    ``fast.fused_optimizer: false`` would silently step fused again; and a fused step keeps its ``step``
+    counter on the parameter's device, the others on the CPU. Both follow this run's choice instead (the
+    update itself is the same formula either way).
+    """
+    import torch
+
+    impl = {k: optimizer.param_groups[0].get(k) for k in ("fused", "foreach")}
+    groups = [{**g, **impl} for g in state["param_groups"]]
+    optimizer.load_state_dict({**state, "param_groups": groups})
+    fused = bool(impl["fused"])
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            step = st.get("step")
+            if isinstance(step, torch.Tensor):
+                st["step"] = step.to(p.device if fused else "cpu", torch.float32)
 
 
 class Schedule:

@@ -25,7 +25,7 @@ def write_plots(run: RunDir, history: list[dict[str, Any]]) -> list[Path]:
 
     run.plots.mkdir(exist_ok=True)
     keys = [k for k in history[0] if isinstance(history[0][k], (int, float)) and not k.startswith("val_")
-            and k not in ("epoch", "step", "time_s", "lr", "samples_per_s")]
+            and k not in ("epoch", "step", "time_s", "compile_s", "lr", "samples_per_s")]
     written = []
     epochs = [r["epoch"] for r in history]
     for k in keys:

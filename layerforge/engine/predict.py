@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from .evaluate import head_of, load_trained
+from .evaluate import head_of, inference_speed, load_trained
 from .rundir import DATA
 
 if TYPE_CHECKING:
@@ -72,11 +72,11 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
 
     from ..build import data_facts
     from ..data import load_arrays, load_inputs
-    from ..runtime import resolve_device, seeded
+    from ..runtime import inference_context, laid_out, pinned, resolve_device, run_flags, seeded
 
     run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins, trust_plugins=trust_plugins)
     dev = resolve_device(device)
-    model.to(dev)
+    speed = inference_speed(spec, model, dev)
     info = run.read_json(DATA)
     meta = info.get("meta", {})
     state = run.load_transform()
@@ -93,9 +93,14 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     outs = []
     multi = isinstance(x, dict)
     n = len(rows)
-    with torch.inference_mode(), seeded(spec.seed, dev):  # rate coding draws the same spikes every time
+    # Inputs stay on the host and go to the device batch by batch (page-locked and without waiting on CUDA).
+    x = {k: pinned(laid_out(v, speed), speed) for k, v in x.items()} if multi else pinned(laid_out(x, speed), speed)
+    copy = {"non_blocking": speed.pin_memory}
+    # seeded: rate coding draws the same spikes every time
+    with run_flags(speed, None, spec.train.deterministic), inference_context(speed.inference_mode), \
+            seeded(spec.seed, dev):
         for i in range(0, n, batch_size):
-            xb = {k: v[i:i + batch_size].to(dev) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev)
+            xb = {k: v[i:i + batch_size].to(dev, **copy) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev, **copy)
             outs.append((model(**xb) if multi else model(xb)).float().cpu())
     out = torch.cat(outs) if outs else torch.zeros(0, *head.out_shape)
     probs = None

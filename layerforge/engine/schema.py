@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, \
     field_validator, model_validator
 
+from ..runtime import FUSED_OPTIMIZERS
 from ..text import close_matches, suggest
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -166,6 +167,53 @@ class EarlyStoppingSpec(_Section):
     restore_best: bool = Field(default=False, description="At the end, put the best epoch's weights back into the model.")
 
 
+def _auto_bool(v: Any) -> Any:
+    """``auto``, ``true`` or ``false`` (also ``on``/``off``)."""
+    if isinstance(v, bool):
+        return v
+    value = {"auto": "auto", "true": True, "on": True, "false": False, "off": False}.get(str(v).strip().lower())
+    if value is None:
+        raise ValueError(f"expected auto, true or false, got {v!r}")
+    return value
+
+
+AutoBool = Annotated[Literal["auto"] | bool, BeforeValidator(_auto_bool)]
+FAST_SWITCHES = ("fused_optimizer", "channels_last", "tf32", "cudnn_benchmark", "pin_memory")
+
+
+class FastSpec(_Section):
+    """Speed-ups chosen per device (docs/benchmarks.md measures each). ``auto``: used where it is measured
+    to pay, on the device it pays on; ``true``: used wherever it applies; ``false``: off. ``fast: false``
+    turns every one off. None changes results beyond floating-point rounding; ``deterministic: true`` turns
+    off those that make a run unrepeatable (tf32, cudnn_benchmark, compile: auto)."""
+
+    fused_optimizer: AutoBool = Field(
+        default="auto", description="One fused kernel per optimizer step (adam, adamw, sgd; CPU and CUDA); "
+                                    "auto also uses the multi-tensor (foreach) step for rmsprop on CUDA.")
+    channels_last: AutoBool = Field(
+        default="auto", description="Channels-last memory format for models with 2-D convolutions "
+                                    "(auto: on for them on CPU and CUDA; measured in docs/benchmarks.md).")
+    tf32: AutoBool = Field(
+        default="auto", description="CUDA: fp32 matmuls and convolutions on TF32 tensor cores "
+                                    "(auto: on, unless deterministic).")
+    cudnn_benchmark: AutoBool = Field(
+        default="auto", description="CUDA: let cuDNN time its algorithms for each input shape "
+                                    "(auto: on, unless deterministic).")
+    pin_memory: AutoBool = Field(
+        default="auto", description="CUDA: copy data to the GPU from page-locked memory, without waiting "
+                                    "(non_blocking).")
+    inference_mode: bool = Field(
+        default=True, description="Validation, evaluate and predict run under torch.inference_mode "
+                                  "(false: torch.no_grad, for a layer that keeps tensors made there for training).")
+
+
+def _fast_shorthand(v: Any) -> Any:
+    """``fast: false`` (or ``true``): every switch off (or on)."""
+    if isinstance(v, bool):
+        return {**{k: v for k in FAST_SWITCHES}, "inference_mode": v}
+    return v
+
+
 class TrainSpec(_Section):
     """How the model is trained (see docs/training.md)."""
 
@@ -187,12 +235,32 @@ class TrainSpec(_Section):
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec, description="Monitor, best checkpoint and early stopping.")
     device: str = Field(default="auto", description="auto (cuda if available, else cpu), cpu, cuda or cuda:N.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="fp32; bf16 autocast (CPU or CUDA); fp16 autocast with a gradient scaler (CUDA only).")
-    compile: bool = Field(default=False, description="Compile the model with torch.compile (slower start, maybe faster steps).")
-    deterministic: bool = Field(default=False, description="Use deterministic algorithms only (CUDA runs repeat exactly; CPU runs always do).")
+    compile: AutoBool = Field(
+        default="auto", description="torch.compile the model. auto: only when the run is long enough for the "
+                                    "compile time to pay back (decided from its first timed steps; never under "
+                                    "deterministic).")
+    fast: Annotated[FastSpec, BeforeValidator(_fast_shorthand)] = Field(
+        default_factory=FastSpec, description="Speed-ups chosen per device, each switchable (false: all off).",
+        json_schema_extra=lambda s: _also(s, {"type": "boolean"}))
+    deterministic: bool = Field(
+        default=False, description="Repeat bit for bit: deterministic algorithms only, and the speed-ups that vary "
+                                   "from run to run off (tf32, cudnn_benchmark, compile: auto).")
     threads: PositiveInt | None = Field(default=None, le=1024, description="CPU threads for torch (default: torch's choice).")
     checkpoint_every: int = Field(default=1, ge=0, description="Write checkpoints/last every N epochs (0: only at the end).")
     out: str = Field(default="runs", description="Root folder of run directories: <out>/<name>/<timestamp>/.")
     plots: bool = Field(default=True, description="Write loss/metric curves as PNG at the end of the run.")
+
+    @model_validator(mode="after")
+    def _fast_agrees(self) -> "TrainSpec":
+        if self.fast.fused_optimizer is True and self.optimizer.name not in FUSED_OPTIMIZERS:
+            raise ValueError(f"fast.fused_optimizer: true, but torch has no fused {self.optimizer.name} "
+                             f"(fused: {', '.join(FUSED_OPTIMIZERS)}); use auto or false")
+        if self.deterministic:
+            clash = [k for k in ("tf32", "cudnn_benchmark") if getattr(self.fast, k) is True]
+            if clash:
+                raise ValueError(f"deterministic: true turns off fast.{clash[0]}, which is set to true; "
+                                 "remove one of the two")
+        return self
 
     @field_validator("device")
     @classmethod

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
 from . import checkpoint as ckpt
+from .optim import load_optimizer_state
 from ..runtime import capture_rng, restore_rng
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ class TrainerState:
         ckpt.load_weights(path, self.model)
         state = ckpt.load_state(path)
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(self.optimizer, state["optimizer"])
+            self._resume_compile(state.get("compile"))
             self.schedule.load_state_dict(state["schedule"])
             if self.scaler is not None and state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
@@ -57,7 +59,7 @@ class TrainerState:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": capture_rng(self.shuffle_gen),
             "early": {"best_value": self.best_value, "best_epoch": self.best_epoch, "bad": self.bad_epochs},
-            "history": self.history, "elapsed": self.elapsed,
+            "history": self.history, "elapsed": self.elapsed, "compile": self.speed.compile,
         }
         if mid_epoch:
             state["epoch_shuffle_state"] = self._epoch_shuffle_state

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..data.bundle import DataBundle, Split
 from ..errors import CheckpointError, Issue, KeyPath, SpecError, TrainingError
-from ..runtime import autocast_factory, environment, make_scaler, resolve_device, set_determinism
+from ..runtime import (autocast_factory, environment, laid_out, make_scaler, resolve_device, resolve_speedups,
+                       run_flags)
+from .autocompile import CompileProbe
 from .events import Callback, RunInfo, TrainResult, overrides
 from .losses import Head, build_loss, check_finite_or_raise, prepare_targets, resolve_head
 from .metrics import EpochStats
@@ -51,6 +53,10 @@ class Trainer(TrainerState):
         self.scaler = make_scaler(spec.precision, self.device)
 
         self.model = model.to(self.device)
+        self.speed = resolve_speedups(spec.fast, spec.compile, spec.deterministic, self.device, spec.optimizer.name,
+                                      model)
+        if self.speed.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.input_names = list(getattr(model, "input_names", ["input"]))
         self.multi_input = isinstance(bundle.train.x, dict)
         if out_shape is None:
@@ -78,9 +84,10 @@ class Trainer(TrainerState):
             from torch.nn.parallel import DistributedDataParallel
 
             self.forward = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if spec.compile:
+        self.eager_forward = self.forward
+        if self.speed.compile == "on":
             self.forward = torch.compile(self.forward)
-        self.optimizer = build_optimizer(spec.optimizer, self.model.parameters())
+        self.optimizer = build_optimizer(spec.optimizer, self.model.parameters(), self.speed.optimizer_kwargs())
         self.batch_size = spec.batch_size
         self.eval_batch_size = spec.eval_batch_size or 4 * spec.batch_size
         n_train = len(self.train_split)
@@ -116,6 +123,7 @@ class Trainer(TrainerState):
         self._best_weights: dict[str, "torch.Tensor"] | None = None
         self._stop = False
         self.resumed = False
+        self._probe = CompileProbe(self) if self.speed.compile == "auto" else None
 
     # --- setup helpers --------------------------------------------------------------------------
     def _probe_output_shape(self, split: Split) -> tuple[int, ...]:
@@ -140,7 +148,7 @@ class Trainer(TrainerState):
             return None
 
         def as_float32(t: "torch.Tensor") -> "torch.Tensor":  # float64 user tensors would not meet fp32 weights
-            return t.to(torch.float32) if torch.is_floating_point(t) and t.dtype != torch.float32 else t
+            return laid_out(t.to(torch.float32), self.speed) if torch.is_floating_point(t) else t
 
         x = {k: as_float32(v) for k, v in split.x.items()} if isinstance(split.x, dict) else as_float32(split.x)
         return Split(x, prepare_targets(self.head, split.y, torch.float32)).to(self.device)
@@ -167,20 +175,13 @@ class Trainer(TrainerState):
 
     # --- the loop -------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        import torch
-
         spec = self.spec
-        previous_threads, previous_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-        if spec.threads:
-            torch.set_num_threads(spec.threads)
-        set_determinism(spec.deterministic)
         previous_handler = self._install_sigint()
         try:
-            return self._fit()
+            with run_flags(self.speed, spec.threads, spec.deterministic):
+                return self._fit()
         finally:
             self._restore_sigint(previous_handler)
-            torch.set_num_threads(previous_threads)
-            torch.use_deterministic_algorithms(previous_det)
 
     def _fit(self) -> TrainResult:
         spec = self.spec
@@ -192,10 +193,11 @@ class Trainer(TrainerState):
             val_samples=len(self.val_split) if self.val_split is not None else 0,
             params=sum(p.numel() for p in self.model.parameters()), task=self.task, loss=self.head.loss,
             metrics=self.metrics, monitor=self.monitor, resumed=self.resumed,
-            notes=[str(n) for n in (self.bundle.meta or {}).get("notes", [])], request_stop=self.request_stop)
+            notes=[str(n) for n in (self.bundle.meta or {}).get("notes", [])], request_stop=self.request_stop,
+            speed=self.speed.summary(spec.optimizer.name), speedups=self.speed.to_dict())
         if self.run is not None and self.rank == 0:
             if not self.resumed:
-                self.run.write_json(ENV, environment(self.device, spec.precision))
+                self._write_environment()
             self.run.rewrite_metrics(self.history)
             h = self.head
             self.run.update_run(status="running", head={"kind": h.kind, "out_shape": list(h.out_shape),
@@ -280,6 +282,8 @@ class Trainer(TrainerState):
         t0 = time.perf_counter()
         step = skip
         checked = skip
+        probe = self._probe
+        next_mark = probe.begin_epoch(spe - skip) if probe is not None else -1
         for xb, yb in batches:
             if plain:
                 out = fwd(**xb) if multi else fwd(xb)
@@ -310,6 +314,9 @@ class Trainer(TrainerState):
             self.global_step += 1
             for cb in step_cbs:
                 cb.on_step(epoch, step, losses[-1])
+            if self.global_step == next_mark:  # compile: auto times a few eager steps, then decides
+                next_mark = probe.mark(epoch)
+                fwd = self.forward
             if step - checked >= NAN_CHECK_EVERY:
                 self._check_finite(stats.losses_since(checked), epoch, checked, spe)
                 checked = step
@@ -323,10 +330,18 @@ class Trainer(TrainerState):
         train_time = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch, "step": self.global_step}
         record.update(self.stats.compute())
+        val_time = None
         if self.val_split is not None:
+            t_val = time.perf_counter()
             record.update({f"val_{k}": v for k, v in self.validate().items()})
+            val_time = time.perf_counter() - t_val
         record["lr"] = opt.param_groups[0]["lr"]
         record["time_s"] = round(train_time, 4)
+        if val_time is not None:
+            record["val_time_s"] = round(val_time, 4)  # validation, apart from time_s (the steps)
+        if probe is not None and probe.unreported_compile_s is not None:
+            record["compile_s"] = round(probe.unreported_compile_s, 3)  # the first compiled step's extra time, in time_s
+            probe.unreported_compile_s = None
         record["samples_per_s"] = round(sum(self.stats.sizes[skip:]) / max(train_time, 1e-9), 1)
         self.epoch = epoch
         return record
@@ -373,13 +388,42 @@ class Trainer(TrainerState):
         opt.zero_grad(set_to_none=True)
         self.opt_step += 1
 
+    def compile_now(self) -> None:
+        """Wrap the model in torch.compile from the next step on (compile: auto decided it pays)."""
+        import torch
+
+        self.forward = torch.compile(self.eager_forward)
+
+    def _resume_compile(self, saved: str | None) -> None:
+        """A resumed run keeps what compile: auto decided before (the same program, so the same numbers)."""
+        if self.speed.compile != "auto" or saved not in ("on", "off"):
+            return
+        self._probe = None
+        self.speed.compile = saved
+        self.speed.why["compile"] = "compile: auto, as decided before the resume"
+        if saved == "on":
+            self.compile_now()
+
+    def compile_decided(self, message: str) -> None:
+        """Tell the callbacks and environment.json what compile: auto decided (or measured)."""
+        if self.rank != 0:
+            return
+        if self.run is not None:
+            self._write_environment()
+        for cb in self.callbacks:
+            cb.on_note(message)
+
+    def _write_environment(self) -> None:
+        self.run.write_json(ENV, environment(self.device, self.spec.precision, self.speed))
+
     def validate(self) -> dict[str, float]:
         """Loss and metrics over the validation split (eval mode, no gradients)."""
         from .evaluate import evaluate_split
 
-        model = self.forward if self.world == 1 else self.model  # every rank validates the whole split itself
-        return evaluate_split(model, self.val_split, self.val_stats, self.loss_fn, self.eval_batch_size,
-                              self.autocast if self.amp else None, seed=self.seed)
+        # The eager module, on every rank (each validates the whole split itself): compiling the eval-mode
+        # graph would cost a second compile for a few percent of the epoch.
+        return evaluate_split(self.model, self.val_split, self.val_stats, self.loss_fn, self.eval_batch_size,
+                              self.autocast if self.amp else None, self.speed.inference_mode, seed=self.seed)
 
     def _end_epoch(self, record: dict[str, Any]) -> bool:
         """Best/early-stopping bookkeeping, schedule, metrics line, checkpoints. True: stop early."""

@@ -79,9 +79,9 @@ def weights(run: Path) -> dict:
 
 
 def records(run: Path) -> list[dict]:
-    """metrics.jsonl epoch lines without the timing fields (which legitimately differ)."""
+    """metrics.jsonl epoch lines without the timing fields (every key ending in _s: they legitimately differ)."""
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s")} for r in lines if not r.get("final")]
+    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in lines if not r.get("final")]
 
 
 def assert_same_run(a: Path, b: Path) -> None:
