@@ -30,6 +30,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run directory.")] = False,
     json_: JsonOpt = False,
     plugins: PluginsOpt = None,
+    log: Annotated[Optional[list[str]], typer.Option("--log", metavar="tensorboard|csv", help="Experiment logs in "
+                                                     "the run directory (repeatable; sets train.log).",
+                                                     show_default=False)] = None,
 ) -> None:
     """Train a model from a spec: progress per epoch, then a summary; writes runs/<name>/<timestamp>/."""
     from ..errors import UsageError
@@ -40,7 +43,8 @@ def train(
     from .. import train as lf_train
 
     view = make_view(quiet=quiet, json_mode=json_, tty=sys.stdout.isatty())
-    result = lf_train(str(config) if config is not None else None, overrides=set_ or [], out=out, resume=resume,
+    overrides = [*(set_ or []), *([f"train.log=[{', '.join(log)}]"] if log else [])]
+    result = lf_train(str(config) if config is not None else None, overrides=overrides, out=out, resume=resume,
                       callbacks=[view], plugins=plugins or [])
     _finish(result, quiet, json_)
 

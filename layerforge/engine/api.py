@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Issue, SpecError, UsageError
 from .events import Callback, TrainResult
+from .logs import make_loggers
 from .rundir import RUN, RunDir
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def train(spec: Any = None, *, data: "DataBundle | None" = None, overrides: list
         run = None
         if save and main and out is not None:
             RunDir.check_new(out)  # refuse an occupied --out before any work
+    callbacks = [*callbacks, *make_loggers(spec_obj)] if main else ()  # train.log: tensorboard, csv
     device = None
     if world > 1:
         from ..runtime import resolve_device

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["", "train", "evaluate", "predict", "runs", "profile", "inspect", "validate", "layers", "schema"]
+COMMANDS = ["", "train", "evaluate", "predict", "export", "runs", "profile", "inspect", "validate", "layers", "schema"]
 
 PROBE = """
 import sys
