@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +75,10 @@ def _number(v: Any) -> bool:
 
 
 def hparams(spec: "Spec") -> dict[str, bool | int | float | str]:
-    """The spec's values as flat ``a.b.c`` keys (layers by name, else index; lists as text): the
-    hyperparameters TensorBoard compares runs by."""
-    raw = dict(spec.raw) if isinstance(spec.raw, dict) else spec.model_dump(mode="json", exclude_none=True)
-    raw.pop("plugins", None)
+    """The validated spec's values, defaults included, as flat ``a.b.c`` keys (layers by name, else index;
+    lists as text): the hyperparameters TensorBoard compares runs by. (Not plugins, profile or train.out.)"""
+    values = spec.model_dump(mode="json", exclude_none=True, exclude={"plugins", "profile"})
+    values.get("train", {}).pop("out", None)
     out: dict[str, bool | int | float | str] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -86,13 +87,13 @@ def hparams(spec: "Spec") -> dict[str, bool | int | float | str]:
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         elif prefix == "model.layers" and isinstance(value, list):
             for i, layer in enumerate(value):
-                walk(f"model.layers.{layer.get('name', i) if isinstance(layer, dict) else i}", layer)
+                walk(f"model.layers.{layer.get('name', i)}", {k: v for k, v in layer.items() if k != "name"})
         elif isinstance(value, (list, tuple)):
             out[prefix] = str(list(value))
         elif isinstance(value, (bool, int, float, str)):
             out[prefix] = value
 
-    walk("", raw)
+    walk("", values)
     return out
 
 
@@ -117,7 +118,9 @@ class TensorBoardLog(Callback):
         self.steps_per_epoch, self.params = info.steps_per_epoch, info.params
         # Resuming: events past the checkpoint's last step belong to the lost future; TensorBoard drops them.
         purge = (info.start_epoch - 1) * info.steps_per_epoch + 1 if info.resumed else None
-        self.writer = SummaryWriter(logdir=str(folder), purge_step=purge, flush_secs=30)
+        # (a suffix keeps a resumed run's file apart from the first one's, even within the same second)
+        self.writer = SummaryWriter(logdir=str(folder), purge_step=purge, flush_secs=30,
+                                    filename_suffix=f".{time.time_ns()}")
         if not info.resumed:
             text = yaml.safe_dump(self.spec.raw, sort_keys=False, allow_unicode=True)
             self.writer.add_text("spec", "\n".join("    " + line for line in text.splitlines()), 0)  # a code block
