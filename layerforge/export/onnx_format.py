@@ -28,9 +28,15 @@ EXTERNAL_DATA_BYTES = 1_800_000_000  # a protobuf holds at most 2 GB: larger wei
 
 
 def require_onnx() -> None:
-    """The three packages of the ``export`` extra, or a clear message naming it."""
+    """The three packages of the ``export`` extra, or a clear message naming it; and a torch whose ONNX
+    exporter takes an ExportedProgram and a custom translation table (2.6 or later)."""
+    import torch
+
     for module in ("onnxscript", "onnx", "onnxruntime"):
         require(module, "export", PURPOSE)
+    if tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 6):
+        raise ExportError(f"export to ONNX needs torch 2.6 or later (the dynamo exporter); this is torch {torch.__version__}",
+                          hint="pip install 'torch>=2.6', or export with --format pt2")
 
 
 def _sdpa_any_rank(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
