@@ -6,13 +6,13 @@ standardisation inside the graph, so all three take the raw test images:
 
     torch eager   ``lf.load_run(run).predictor()`` under ``torch.inference_mode()``
     pt2           ``torch.export.load(model.pt2).module()`` (the exported program, run by PyTorch)
-    onnxruntime   ``InferenceSession(model.onnx)``, CPU provider, intra-op threads = torch's threads
+    onnxruntime   ``InferenceSession(model.onnx)``, CPU provider, the same intra-op threads as torch (--threads)
 
 Accuracy: argmax over the test split (raw inputs) in each runtime, beside ``lf.evaluate(run)``. Latency:
 rounds interleave the runtimes (one batch each per round, after warm-up), median per batch size, so the
 noise of a shared machine falls on all alike; the ratio is eager ÷ runtime (> 1: faster than eager).
 
-    nice python benchmarks/export_latency.py [RUN_DIR]     # ≈ 1 minute on 2 cores
+    nice python benchmarks/export_latency.py [RUN_DIR] [--threads 1]    # ≈ 1 minute on 2 quiet cores
     python benchmarks/export_latency.py --smoke            # 1 training epoch, 3 rounds, no meaningful figures
 """
 from __future__ import annotations
@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("run_dir", nargs="?", help="a trained cnn_digits run (default: train one in a temp folder)")
     ap.add_argument("--smoke", action="store_true", help="a tiny run: checks the script works, figures mean nothing")
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads for torch and onnxruntime alike "
+                    "(default 1: on a shared machine more threads measure the contention more than the runtime)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     import onnxruntime as ort
@@ -60,7 +62,8 @@ def main() -> None:
     y = test.y
     eager = run.predictor().eval()
     program = torch.export.load(str(pt2_res.path)).module()
-    threads = torch.get_num_threads()
+    threads = args.threads
+    torch.set_num_threads(threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(str(onnx_res.path), opts, providers=["CPUExecutionProvider"])

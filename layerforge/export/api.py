@@ -117,28 +117,12 @@ def export_run(run_dir: str | Path, format: str = "onnx", *, checkpoint: str = "
     meta = metadata(trained, fmt, raw, dynamic_batch, batch)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # torch.export.save wants the suffix
     written: list[Path] = [tmp]
-    opset_used = None
     try:
         with torch.no_grad():
-            if fmt == "safetensors":
-                from .torch_formats import rebuild, save_safetensors
-
-                save_safetensors(trained.module, tmp, meta)
-                loaded = rebuild(tmp)
-            else:
-                program = export_program(module, trained.module, graph,
-                                         example_inputs(graph, TRACE_BATCH if dynamic_batch else batch),
-                                         fmt, dynamic_batch)
-                if fmt == "pt2":
-                    from .torch_formats import load_pt2, save_pt2
-
-                    save_pt2(program, tmp, meta)
-                    loaded = load_pt2(tmp)[0]
-                else:
-                    loaded, written, opset_used = _onnx(program, trained, tmp, path, opset, dynamic_batch, meta)
-                    if opset is not None and opset_used != opset:
-                        notes.append(f"opset {opset} was asked for; the exporter wrote opset {opset_used}")
+            loaded, written, opset_used = _write(fmt, trained, module, tmp, path, opset, dynamic_batch, batch, meta)
             check = compare(module, loaded, batches, fmt, source, tolerance)
+        if opset is not None and opset_used != opset:
+            notes.append(f"opset {opset} was asked for; the exporter wrote opset {opset_used}")
         if not check.max_abs_diff <= check.limit:  # NaN fails too
             raise ExportError(
                 f"the exported {fmt} model does not compute what the trained model does: max |{fmt} − torch| = "
@@ -179,11 +163,29 @@ def _check_args(fmt: str, opset: int | None, dynamic_batch: bool, batch_size: in
     return fmt
 
 
+def _write(fmt: str, trained: "TrainedRun", module: "nn.Module", tmp: Path, path: Path, opset: int | None,
+           dynamic_batch: bool, batch: int, meta: dict[str, Any]) -> tuple[Any, list[Path], int | None]:
+    """Write the file (under ``tmp``) and load it back the way its users will. Returns (the loaded model as a
+    callable, the files written, the ONNX opset or None)."""
+    if fmt == "safetensors":
+        from .torch_formats import rebuild, save_safetensors
+
+        save_safetensors(trained.module, tmp, meta)
+        return rebuild(tmp), [tmp], None
+    inputs = example_inputs(trained.graph, TRACE_BATCH if dynamic_batch else batch)
+    program = export_program(module, trained.module, trained.graph, inputs, fmt, dynamic_batch)
+    if fmt == "pt2":
+        from .torch_formats import load_pt2, save_pt2
+
+        save_pt2(program, tmp, meta)
+        return load_pt2(tmp)[0], [tmp], None
+    return _onnx(program, trained, tmp, path, opset, dynamic_batch, meta)
+
+
 def _onnx(program: Any, trained: "TrainedRun", tmp: Path, path: Path, opset: int | None, dynamic_batch: bool,
           meta: dict[str, Any]) -> tuple[Any, list[Path], int]:
     """Convert, save under ``tmp`` (at ``path`` itself when the weights need an external data file, whose
-    name the model records), check with onnx.checker and open in onnxruntime. Returns (the session as a
-    callable, the files written, the opset)."""
+    name the model records), check with onnx.checker and open in onnxruntime."""
     from . import onnx_format
 
     onx = onnx_format.convert(program, trained.module, trained.graph, opset, [i["name"] for i in meta["inputs"]],
