@@ -39,11 +39,14 @@ OPTIONAL = ("fvcore", "ptflops", "thop")
 
 
 # --- layerforge's matmul/conv terms, per type (from each layer's **FLOPs** section) ------------------
-def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...]) -> int:
-    """The matmul/convolution FLOPs inside layerforge's count for this layer (biases, activations excluded)."""
+def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...], steps: int = 1) -> int:
+    """The matmul/convolution FLOPs inside layerforge's count for this layer (biases, activations excluded);
+    ``steps``: the time steps a spiking layer's input carries."""
     from math import prod
 
     t = layer.type
+    if t == "rlif" and layer.feedback == "all_to_all":
+        return steps * 2 * shapes[0][-1] * shapes[0][-1]
     if t == "dense":
         return prod(shapes[0][:-1]) * 2 * shapes[0][-1] * layer.units
     if t in ("conv1d", "conv2d"):
@@ -68,6 +71,15 @@ def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...]) -
         proj = 2 * (q[0] * q[1] * h * dk + k[0] * k[1] * h * dk + v[0] * v[1] * h * dv + q[0] * h * dv * out[-1])
         pairs = layer.pairs(q[0]) if t == "sparse_attention" else q[0] * v[0]
         return proj + h * pairs * (2 * dk + 2 * dv)
+    if t == "tt_dense":
+        from layerforge.layers.tensor_train import tt_flops_per_position
+
+        return prod(shapes[0][:-1]) * tt_flops_per_position(*layer.structure(shapes[0][-1]))
+    if t == "quantum_circuit":  # complex matmuls: 8 real FLOPs per multiply-add here, 2 in FlopCounterMode
+        from layerforge.layers.quantum import circuit_flops
+
+        parts = circuit_flops(layer.qubits, layer.layers, shapes[0][-1], layer.encoding, layer.rotation, layer.measure)
+        return prod(shapes[0][:-1]) * (parts["gates"] + parts["expectations"])
     return 0  # no matmul or convolution in the formula (pooling, norms, activations, merges, reshapes, ...)
 
 
@@ -184,19 +196,24 @@ def rows(tools: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         layer = cls.model_validate(item)
         shapes = [tuple(s) for s in cls.example_inputs]
         out_shape = layer.output_shape(shapes)
+        steps = cls.example_steps  # one sample over T time steps folded into the batch (spiking layers)
         torch.manual_seed(0)
-        module = layer.build(shapes).eval()
-        xs = [torch.randint(*layer.id_range(i), (1, *s)) if layer.id_range(i) else torch.randn(1, *s)
+        module = (layer.build(shapes, steps=steps) if cls.time_aware else layer.build(shapes)).eval()
+        xs = [torch.randint(*layer.id_range(i), (steps, *s)) if layer.id_range(i) else torch.randn(steps, *s)
               for i, s in enumerate(shapes)]
         with torch.no_grad():
             built = torch_count(lambda: module(*xs))
             with sdpa_kernel(SDPBackend.MATH):
                 visible = torch_count(lambda: reference_forward(module, xs))
-                ref, real = reference_forward(module, xs), module(*xs)
+                torch.manual_seed(1)  # the same draws for both (rate coding is random)
+                ref = reference_forward(module, xs)
+                torch.manual_seed(1)
+                real = module(*xs)
         if not torch.allclose(ref, real, atol=1e-5, rtol=1e-4):
             raise AssertionError(f"{name}: the unrolled reference does not reproduce the module's output")
-        row = {"type": name, "input": " + ".join(str(s) for s in shapes), "lf": layer.flops(shapes, out_shape),
-               "lf_mm": lf_matmul(layer, shapes, out_shape), "built": built, "visible": visible}
+        lf = layer.flops(shapes, out_shape, steps=steps) if cls.time_aware else layer.flops(shapes, out_shape)
+        row = {"type": name, "input": " + ".join(str(s) for s in shapes) + (f" × T={steps}" if steps > 1 else ""),
+               "lf": lf, "lf_mm": lf_matmul(layer, shapes, out_shape, steps), "built": built, "visible": visible}
         for tool in tools:
             try:
                 row[tool] = third_party(tool, module, xs)

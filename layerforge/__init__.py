@@ -21,6 +21,7 @@ from .errors import CheckpointError, DataError, ExportError, LayerforgeError, La
 _LAZY = {
     "LayerSpec": "layerforge.layers.registry", "register": "layerforge.layers.registry",
     "registry": "layerforge.layers.registry", "Spec": "layerforge.spec.schema",
+    "spike_report": "layerforge.analysis.spiking",
 }
 
 
@@ -162,5 +163,5 @@ __all__ = [
     "CheckpointError", "DataError", "ExportError", "LayerSpec", "LayerforgeError", "LayerforgeWarning",
     "MissingExtraError", "Spec", "SpecError", "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate",
     "export_run", "load_model", "load_run", "load_spec", "predict", "profile", "register", "registry", "spec_from_dict",
-    "summarize", "train", "validate",
+    "spike_report", "summarize", "train", "validate",
 ]

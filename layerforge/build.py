@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
-from .errors import DataError, Issue, SpecError, SpecWarning
+from .errors import DataError, Issue, ShapeError, SpecError, SpecWarning
 from .graph import Graph, build_module, param_counts, plan
 from .spec.loader import Marks, apply_overrides, load_yaml
 from .spec.schema import Spec
@@ -154,12 +154,16 @@ def _physical_memory() -> int:
 
 
 def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> None:
-    """Refuse a model whose parameters alone, or one layer's output for one sample, cannot fit in this
-    machine's memory (parameters are counted on the meta device: nothing is allocated)."""
-    from .layers.common import numel
-
+    """Refuse a model whose parameters alone, one layer's output for one sample, or what a layer keeps for
+    the backward pass of one sample (its ``check_memory``) cannot fit in this machine's memory (parameters
+    are counted on the meta device: nothing is allocated)."""
     limit = _physical_memory()
     issues = []
+    for n in graph.nodes:
+        try:
+            n.layer.check_memory(n.in_shapes, limit)
+        except ShapeError as e:
+            issues.append(marks.locate(("model", "layers", n.index), e.message, e.hint, n.layer.label()))
     counts = param_counts(graph)
     total = sum(c[0] for c in counts.values()) * bytes_per_param
     if total > limit:
@@ -171,10 +175,11 @@ def check_model_size(graph: Graph, marks: Marks, bytes_per_param: int = 4) -> No
             f"{counts[biggest.name][0]:,} parameters",
             "reduce units/filters or the input size", biggest.layer.label()))
     for n in graph.nodes:
-        act = numel(n.out_shape) * bytes_per_param
+        act = n.out_elements * bytes_per_param  # all its time steps (spiking layers)
         if act > limit:
+            shape = f"{n.out_shape}" + (f" × {n.out_steps} time steps" if n.out_steps > 1 else "")
             issues.append(marks.locate(("model", "layers", n.index),
-                                       f"one sample's output of this layer, {n.out_shape}, needs {human_bytes(act)} "
+                                       f"one sample's output of this layer, {shape}, needs {human_bytes(act)} "
                                        f"({act:,} bytes), more than this machine's {human_bytes(limit)}",
                                        "reduce the layer's size or the input shape", n.layer.label()))
     if issues:

@@ -11,8 +11,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Issue, ShapeError
-from .text import suggest
+from .layers.common import numel
 from .layers.registry import LayerSpec, Shape
+from .text import suggest
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +28,38 @@ class Node:
     inputs: list[str]
     in_shapes: list[Shape] = field(default_factory=list)
     out_shape: Shape = ()
+    # Time steps T folded into the batch of the node's input and output (spiking layers; 1 = none).
+    steps: int = 1
+    out_steps: int = 1
+
+    def build(self) -> "nn.Module":
+        """The layer's module for its input shapes (and its input's time steps, for time-aware layers)."""
+        if type(self.layer).time_aware:
+            return self.layer.build(self.in_shapes, steps=self.steps)  # type: ignore[call-arg]
+        return self.layer.build(self.in_shapes)
+
+    def flops(self) -> int | None:
+        """Forward FLOPs per sample, all T time steps included."""
+        if type(self.layer).time_aware:
+            return self.layer.flops(self.in_shapes, self.out_shape, steps=self.steps)  # type: ignore[call-arg]
+        f = self.layer.flops(self.in_shapes, self.out_shape)
+        return None if f is None else f * self.steps
+
+    def backward_flops(self) -> int | None:
+        if type(self.layer).time_aware:
+            return self.layer.backward_flops(self.in_shapes, self.out_shape, steps=self.steps)  # type: ignore[call-arg]
+        b = self.layer.backward_flops(self.in_shapes, self.out_shape)
+        return None if b is None else b * self.steps
+
+    @property
+    def in_elements(self) -> int:
+        """Input elements per sample (all inputs, all time steps)."""
+        return sum(numel(s) for s in self.in_shapes) * self.steps
+
+    @property
+    def out_elements(self) -> int:
+        """Output elements per sample (all time steps)."""
+        return numel(self.out_shape) * self.out_steps
 
 
 @dataclass
@@ -139,15 +172,25 @@ def plan(
         done.append(nxt)
         ready.add(names[nxt])
 
-    # 4. Shapes.
+    # 4. Shapes, and the time steps folded into the batch (spiking layers).
     shapes: dict[str, Shape] = dict(input_shapes)
+    steps: dict[str, int] = dict.fromkeys(input_shapes, 1)
     nodes: list[Node] = []
     for i in done:
         layer = layers[i]
         node = Node(names[i], layer, i, refs[i], [shapes[r] for r in refs[i] if r in shapes])
         if len(node.in_shapes) != len(refs[i]):
             continue  # an input failed upstream; its issue is already reported
+        in_steps = {r: steps[r] for r in refs[i]}
+        if len(set(in_steps.values())) > 1:
+            got = ", ".join(f"'{r}' T={t}" for r, t in in_steps.items())
+            issues.append(locate(at(i, "inputs"), f"its inputs carry different numbers of time steps ({got})",
+                                 "merge spiking branches with the same spike_encode steps, or read them out first "
+                                 "with - {type: spike_readout}", layer.label()))
+            continue
+        node.steps = max(in_steps.values())
         try:
+            node.out_steps = layer.out_steps(node.steps)
             node.out_shape = tuple(int(d) for d in layer.output_shape(node.in_shapes))
         except ShapeError as e:
             got = " and ".join(str(tuple(s)) for s in node.in_shapes)
@@ -159,6 +202,7 @@ def plan(
                                  "use a smaller kernel/pool or 'same' padding", layer.label()))
             continue
         shapes[node.name] = node.out_shape
+        steps[node.name] = node.out_steps
         nodes.append(node)
 
     outs = outputs or [names[-1]]
@@ -166,6 +210,11 @@ def plan(
         if o not in known:
             issues.append(locate(("model", "outputs") if outputs and len(outputs) == 1 else ("model", "outputs", j),
                                  f"unknown output '{o}'", suggest(o, sorted(known)), None))
+        elif steps.get(o, 1) > 1:
+            k = names.index(o)
+            issues.append(locate(at(k), f"the model's output '{o}' still carries {steps[o]} time steps folded into "
+                                 "the batch", "end the spiking part with - {type: spike_readout, reduce: mean}",
+                                 layers[k].label()))
     if issues:
         return None, issues
     return Graph(dict(input_shapes), nodes, outs), []
@@ -233,7 +282,7 @@ def param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
     out: dict[str, tuple[int, int, int]] = {}
     with torch.device("meta"):
         for n in graph.nodes:
-            m = n.layer.build(n.in_shapes)
+            m = n.build()
             total = sum(p.numel() for p in m.parameters())
             train = sum(p.numel() for p in m.parameters() if p.requires_grad)
             bufs = sum(b.numel() for b in m.buffers())
@@ -244,5 +293,5 @@ def param_counts(graph: Graph) -> dict[str, tuple[int, int, int]]:
 def build_module(graph: Graph) -> "nn.Module":
     """Build every layer for its inferred input shapes and wire them into one module (unseeded: the front
     door's :func:`layerforge.build.module` seeds first)."""
-    modules = {n.name: n.layer.build(n.in_shapes) for n in graph.nodes}
+    modules = {n.name: n.build() for n in graph.nodes}
     return graph_module_class()(graph, modules)

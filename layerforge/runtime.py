@@ -83,6 +83,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: Any):
+    """Run a block with torch's generators seeded by ``seed``, restoring them afterwards: evaluation and
+    prediction draw their randomness (a spiking model's rate coding) the same way every time, and leave
+    training's random stream (captured in checkpoints) untouched."""
+    import torch
+
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def set_determinism(deterministic: bool) -> None:
     import torch
 

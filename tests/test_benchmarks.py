@@ -44,3 +44,9 @@ def test_flop_counts_smoke_lists_every_registered_layer_type_with_both_counts():
     # like for like: layerforge's matmul/conv terms equal torch's count with every matmul visible
     for name in ("dense", "conv2d", "lstm", "gru", "multi_head_attention"):
         assert rows[name].split("|")[7].strip() == "1.00", rows[name]
+
+
+def test_quantum_layers_smoke_prints_the_tt_and_hybrid_tables():
+    out = _run("quantum_layers.py")
+    assert "| dense 256→256 | 65,792 | 1.0× |" in out and "| tt_dense, rank 2 | 576 | 114.2× |" in out
+    assert "| hybrid: dense 4→4, 4-qubit circuit (2 layers), dense 4→3 | 59 |" in out and "| dense MLP 4-7-3 | 59 |" in out

@@ -11,7 +11,8 @@ def test_there_are_examples_for_every_family():
     names = {p.stem for p in CONFIGS}
     assert len(CONFIGS) >= 9, names
     text = " ".join(p.read_text() for p in CONFIGS)
-    for layer_type in ("dense", "conv2d", "simple_rnn", "lstm", "gru", "self_attention", "multi_head_attention", "add"):
+    for layer_type in ("dense", "conv2d", "simple_rnn", "lstm", "gru", "self_attention", "multi_head_attention", "add",
+                       "spike_encode", "lif", "spike_readout"):
         assert f"type: {layer_type}" in text, f"no example uses {layer_type}"
 
 

@@ -5,6 +5,7 @@ file or inside a function — is read from the source, resolved to a file, and c
 - spec imports no torch (not even lazily) and nothing of engine internals, analysis internals, data
   internals, build or cli (only the torch-free schema modules of the sections it validates);
 - data imports no layers, graph or build;
+- engine imports nothing of analysis; analysis reopens a trained run only through engine.evaluate;
 - only cli imports typer or rich; nothing but cli and __main__ imports cli; nothing imports the facade;
 - no two files import each other at run time, directly or in a cycle — except the layer registry's lazy
   import of the families (registry → families → each family → registry). (``if TYPE_CHECKING:``
@@ -94,6 +95,11 @@ def test_spec_imports_no_torch_and_no_part_above_it():
 def test_data_imports_no_layers_graph_or_build():
     forbidden = ("layerforge.layers", "layerforge.graph", "layerforge.build", "layerforge.engine", "layerforge.analysis")
     assert _crossings("layerforge.data", forbidden) == []
+
+
+def test_engine_imports_no_analysis_and_analysis_reopens_runs_only_through_load_trained():
+    assert _crossings("layerforge.engine", ("layerforge.analysis",)) == []
+    assert _crossings("layerforge.analysis", ("layerforge.engine",), allowed=("layerforge.engine.evaluate",)) == []
 
 
 def test_only_the_cli_draws_and_nobody_imports_the_facade_or_the_cli():

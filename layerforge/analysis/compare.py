@@ -74,6 +74,8 @@ def profile_configs(
             ev(job.name)
             cfg = profile_model(module(job.spec, job.graph), job.graph, run, name=job.name, source=str(job.path),
                                 overrides=job.overrides)
+            if key is None:
+                cfg.spiking = _spikes(job, run.device)
             results.append(cfg)
             if key:
                 points += points_of(cfg, job.label, job.value)
@@ -125,6 +127,21 @@ class _Job:
     label: str  # the config's own name: one line per label in the sweep plot
     overrides: list[str]
     value: str | None  # the swept value, if any
+
+
+def _spikes(job: _Job, device: str) -> Any:
+    """A spiking model's firing rates, SOPs and energy on its spec's data (None for other models)."""
+    from ..errors import DataError
+    from .spiking import is_spiking, spike_report
+
+    if not is_spiking(job.graph):
+        return None
+    try:
+        return spike_report((job.spec, job.graph), device=device)
+    except DataError as e:  # the timing is done: report without rates rather than fail
+        rep = spike_report((job.spec, job.graph), measure_data=False, device=device)
+        rep.notes.insert(0, f"the spec's data could not be loaded ({e.message}), so nothing was measured")
+        return rep
 
 
 def _load_swept(path: Path, sets: list[str], extra: list[str], plugins: list[str], key: str, value: str

@@ -209,7 +209,7 @@ def live_activation_peak(graph: "Graph", batch: int, act_bytes: int) -> int:
     live: dict[str, int] = {}
     peak = 0
     for k, n in enumerate(graph.nodes):
-        live[n.name] = numel(n.out_shape) * batch * act_bytes
+        live[n.name] = n.out_elements * batch * act_bytes
         peak = max(peak, sum(live.values()))
         for r in n.inputs:
             if r in live and last_use.get(r) == k and r not in keep:
@@ -231,5 +231,5 @@ def analytic_memory(
         return MemorySplit(p, 0, 0, act, inputs, p + inputs + act)
     g = trainable * 4
     o = trainable * 4 * optimizer_state_per_param(optimizer)
-    act = sum(numel(n.out_shape) for n in graph.nodes) * batch * act_bytes
+    act = sum(n.out_elements for n in graph.nodes) * batch * act_bytes
     return MemorySplit(p, g, o, act, inputs, p + g + o + act + inputs)

@@ -80,8 +80,8 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
     params = sum(c[0] for c in counts.values())
     trainable = sum(c[1] for c in counts.values())
     buffers = sum(c[2] for c in counts.values())
-    uncounted = [n.name for n in graph.nodes if n.layer.flops(n.in_shapes, n.out_shape) is None]
-    per_sample = sum(f for n in graph.nodes if (f := n.layer.flops(n.in_shapes, n.out_shape)) is not None)
+    uncounted = [n.name for n in graph.nodes if n.flops() is None]
+    per_sample = sum(f for n in graph.nodes if (f := n.flops()) is not None)
     cfg = ConfigProfile(name, source, list(overrides or []), params, trainable, per_sample, uncounted, [])
 
     work = copy.deepcopy(model).to(run.device)
@@ -118,8 +118,8 @@ def _profile_batch(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: l
     import torch
 
     s, sync, tm = run.settings, run.sync, run.timing
-    fwd_flops = sum(lp for n in graph.nodes if (lp := n.layer.flops(n.in_shapes, n.out_shape)) is not None) * bs
-    bwd_flops = sum(lp for n in graph.nodes if (lp := n.layer.backward_flops(n.in_shapes, n.out_shape)) is not None) * bs
+    fwd_flops = sum(lp for n in graph.nodes if (lp := n.flops()) is not None) * bs
+    bwd_flops = sum(lp for n in graph.nodes if (lp := n.backward_flops()) is not None) * bs
     b = BatchProfile(bs, fwd_flops, bwd_flops)
 
     def infer() -> None:

@@ -116,10 +116,13 @@ class ConfigProfile:
     verdict: str = ""
     slowest: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    spiking: Any = None  # a SpikeReport (analysis/spiking.py) for a spiking model: rates, SOPs, energy
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "batches"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("batches", "spiking")}
         d["batches"] = [b.to_dict() for b in self.batches]
+        if self.spiking is not None:
+            d["spiking"] = self.spiking.to_dict()
         return d
 
 

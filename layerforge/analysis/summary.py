@@ -22,6 +22,8 @@ class LayerRow:
     trainable_params: int
     flops: int | None  # forward FLOPs for the whole batch; None = uncounted
     backward_flops: int | None
+    info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra_info (e.g. a compression ratio)
+    steps: int = 1  # spiking: time steps T folded into the output's batch axis (output_shape[0] = batch·T)
 
 
 @dataclass
@@ -52,18 +54,19 @@ def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 
     rows: list[LayerRow] = []
     uncounted: list[str] = []
     for n in graph.nodes:
-        f = n.layer.flops(n.in_shapes, n.out_shape)
-        b = n.layer.backward_flops(n.in_shapes, n.out_shape)
+        f = n.flops()
+        b = n.backward_flops()
         if f is None:
             uncounted.append(n.name)
         p, t, _ = counts[n.name]
-        rows.append(LayerRow(n.name, n.layer.type, list(n.inputs), [batch_size, *n.out_shape], p, t,
-                             None if f is None else f * batch_size, None if b is None else b * batch_size))
+        rows.append(LayerRow(n.name, n.layer.type, list(n.inputs), [batch_size * n.out_steps, *n.out_shape], p, t,
+                             None if f is None else f * batch_size, None if b is None else b * batch_size,
+                             n.layer.extra_info(n.in_shapes, n.out_shape), n.out_steps))
     total = sum(c[0] for c in counts.values())
     train = sum(c[1] for c in counts.values())
     bufs = sum(c[2] for c in counts.values())
     inputs_el = sum(numel(s) for s in graph.inputs.values())
-    act = (sum(numel(n.out_shape) for n in graph.nodes) + inputs_el) * batch_size * dtype_bytes
+    act = (sum(n.out_elements for n in graph.nodes) + inputs_el) * batch_size * dtype_bytes
     return Summary(
         name=spec.name, batch_size=batch_size,
         input_shape={k: list(v) for k, v in graph.inputs.items()},

@@ -6,6 +6,9 @@ override mechanism) to see how time and memory grow with it; a table and a log-l
 - ``seq_len``: the first axis of every sequence input, i.e. ``model.input_shape.0`` for a ``(T, F)`` input
   or a ``(T,)`` input of token ids (``model.input_shape.<name>.0`` for each such named input);
 - ``batch_size``: the batch sizes themselves (no spec change).
+
+Several key paths joined by ``+`` are all set to each value, for settings that must change together
+(``model.layers.proj.units+model.layers.q.qubits=2,4,6``: a circuit and the layer that feeds it).
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def sweep_overrides(key: str, value: str, spec: "Spec", graph: "Graph") -> list[
     if key == "batch_size":
         return []
     if key != "seq_len":
-        return [f"{key}={value}"]
+        return [f"{k}={value}" for k in key.split("+")]  # a+b: several keys set to the same value
     ids = graph.integer_inputs()  # a rank-1 input is a sequence when it holds token ids
     seqs = [n for n, s in graph.inputs.items() if len(s) == 2 or (len(s) == 1 and n in ids)]
     if not seqs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..graph import Node
-from ..layers.common import numel
 from .layer_timing import LayerTimes
 from .machine import Machine
 from .report import BatchProfile, ConfigProfile, LayerProfile, SumCheck
@@ -28,14 +27,14 @@ def roofline(flops: int | None, nbytes: int, seconds: float | None, machine: Mac
 
 def layer_bytes(node: Node, batch: int, params: int, act_bytes: int) -> int:
     """Bytes one forward pass of the layer must move at least: read its inputs and parameters, write its output."""
-    acts = (sum(numel(s) for s in node.in_shapes) + numel(node.out_shape)) * batch * act_bytes
+    acts = (node.in_elements + node.out_elements) * batch * act_bytes
     return acts + params * 4
 
 
 def layer_profile(node: Node, batch: int, params: int, times: LayerTimes, machine: Machine, act_bytes: int
                   ) -> LayerProfile:
-    f = node.layer.flops(node.in_shapes, node.out_shape)
-    b = node.layer.backward_flops(node.in_shapes, node.out_shape)
+    f = node.flops()
+    b = node.backward_flops()
     flops = None if f is None else f * batch
     bflops = None if b is None else b * batch
     fwd = times.forward or times.forward_train

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .options import ConfigArg, PluginsOpt, SetOpt
+from .options import PluginsOpt, SetOpt
+
+SpecOrRunArg = Annotated[Path, typer.Argument(help="A layerforge spec (YAML), or a run directory (its spec; with "
+                                              "--data, its trained weights).", show_default=False)]
 
 
 class Format(str, Enum):
@@ -16,9 +20,12 @@ class Format(str, Enum):
 
 
 def inspect(
-    config: ConfigArg,
+    config: SpecOrRunArg,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Batch size for shapes, FLOPs and activation memory.")] = 1,
     format: Annotated[Format, typer.Option("--format", "-f", help="table, json (stable keys, see docs/inspect.md) or tree.")] = Format.table,
+    data: Annotated[bool, typer.Option("--data", help="Spiking models: measure firing rates, SOPs and energy on "
+                                       "the spec's data (validation split).")] = False,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="With --data: how many samples to measure.")] = 256,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
 ) -> None:
@@ -27,14 +34,46 @@ def inspect(
     from ..build import load
     from .render import print_json
 
-    spec, graph = load(config, set_ or [], plugins or [])
+    if config.is_dir():  # a run directory: its saved spec, through the front door
+        from ..engine.rundir import RunDir
+
+        spec, graph = RunDir.open(config).load_spec(set_ or [], plugins or [], train_rules=False)
+    else:
+        spec, graph = load(config, set_ or [], plugins or [])
     summary = summarize(spec, graph, batch_size)
+    spikes = _spikes(config, spec, graph, data, samples, set_ or [], plugins or [])  # spiking models only
     if format is Format.json:
-        print_json(summary.to_dict())
-    elif format is Format.tree:
+        print_json({**summary.to_dict(), **({"spiking": spikes} if spikes else {})})
+        return
+    if format is Format.tree:
         _tree(summary, graph)
     else:
         _table(summary, graph)
+    from .render import console
+
+    if spikes:
+        from .spiking_view import render_spiking
+
+        render_spiking(spikes, console)
+    elif data:
+        console.print("[yellow]note[/]: --data measures spiking layers (firing rates, SOPs, energy); this model has none")
+
+
+def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str], plugins: list[str]) -> dict | None:
+    """The spike report of a spiking model (a run directory: with its trained weights), else None."""
+    from ..analysis.spiking import is_spiking, spike_report
+
+    if not is_spiking(graph):
+        return None
+    if config.is_dir():  # reopened with its checkpoint: its spec's warnings were shown when it was loaded above
+        import warnings
+
+        from ..errors import SpecWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SpecWarning)
+            return spike_report(config, measure_data=data, samples=samples, overrides=sets, plugins=plugins).to_dict()
+    return spike_report((spec, graph), measure_data=data, samples=samples).to_dict()
 
 
 def _table(s, graph) -> None:
@@ -49,15 +88,23 @@ def _table(s, graph) -> None:
     if multi:
         t.add_column("Inputs")
     t.add_column("Output shape")
+    steps = any(r.steps > 1 for r in s.layers)  # spiking: T time steps folded into the batch axis
+    if steps:
+        t.add_column("T", justify="right")
     t.add_column("Params", justify="right")
     t.add_column("FLOPs", justify="right")
+    info = any(r.info for r in s.layers)
+    if info:
+        t.add_column("Info")
     for name, shape in s.input_shape.items():
-        row = [f"{name} (input)"] + ([""] if multi else []) + [str([s.batch_size, *shape]), "0", "0"]
+        row = ([f"{name} (input)"] + ([""] if multi else []) + [str([s.batch_size, *shape])] + (["1"] if steps else [])
+               + ["0", "0"] + ([""] if info else []))
         t.add_row(*row)
     for r in s.layers:
         params = f"{r.params:,}" + ("" if r.params == r.trainable_params else f" ({r.params - r.trainable_params:,} frozen)")
         flops = "uncounted" if r.flops is None else human_count(r.flops)
-        row = [f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape), params, flops]
+        row = ([f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape)]
+               + ([str(r.steps)] if steps else []) + [params, flops] + ([_info(r.info)] if info else []))
         t.add_row(*row)
     console.print(t)
     console.print(f"Total params: {s.total_params:,}  ({human_bytes(s.param_bytes)} with buffers, fp32)")
@@ -66,6 +113,18 @@ def _table(s, graph) -> None:
     console.print(f"Forward FLOPs (batch {s.batch_size}): {human_count(s.flops)} ({s.flops:,})"
                   + (f"  — uncounted layers: {', '.join(s.uncounted)}" if s.uncounted else ""))
     console.print(f"Activation memory (batch {s.batch_size}, fp32): {human_bytes(s.activation_bytes)}")
+
+
+def _info(info: dict) -> str:
+    """A layer type's extra_info as 'key: value' pairs (integers with thousands separators, a ratio with ×)."""
+    def fmt(k: str, v: object) -> str:
+        if isinstance(v, list):
+            return ", ".join(map(str, v))
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return f"{v}×" if k == "compression" else str(v)
+
+    return "; ".join(f"{k.replace('_', ' ')}: {fmt(k, v)}" for k, v in info.items())
 
 
 def _is_chain(s) -> bool:

@@ -197,6 +197,10 @@ def _render_config(cfg: "ConfigProfile") -> None:
             _render_layers(b)
     _render_batches(cfg)
     _render_memory(cfg)
+    if cfg.spiking is not None:
+        from .spiking_view import render_spiking
+
+        render_spiking(cfg.spiking.to_dict(), console)
     console.print(f"[bold]Verdict[/]: {escape(cfg.verdict)}")
     for note in cfg.notes:
         console.print(f"[yellow]note[/]: {escape(note)}")

@@ -39,15 +39,18 @@ class EvalResult:
 
 
 def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_fn: Callable, batch_size: int,
-                   autocast: Callable[[], ContextManager] | None = None) -> dict[str, float]:
-    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients); ``stats`` keeps the rows."""
+                   autocast: Callable[[], ContextManager] | None = None, seed: int = 0) -> dict[str, float]:
+    """Loss and metrics of ``model`` over ``split`` (eval mode, no gradients); ``stats`` keeps the rows.
+    Randomness in the forward pass (rate coding) is drawn from ``seed`` (see :func:`layerforge.runtime.seeded`)."""
     import torch
+
+    from ..runtime import seeded
 
     stats.reset()
     multi = isinstance(split.x, dict)
     was = model.training
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), seeded(seed, split.y.device):
         for xb, yb in split.batches(batch_size):
             if autocast is not None:
                 with autocast():
@@ -61,15 +64,16 @@ def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_f
     return stats.compute()
 
 
-def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None
-                 ) -> tuple[RunDir, Any, Any, "nn.Module", str, int | None]:
-    """Open a run (its spec through the front door, with the recorded plugins and any extra ``plugins``)
-    and build its model with the chosen checkpoint's weights (best, falling back to last)."""
+def load_trained(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None,
+                 overrides: list[str] | None = None) -> tuple[RunDir, Any, Any, "nn.Module", str, int | None]:
+    """Open a run (its spec through the front door, with the recorded plugins and any extra ``plugins``;
+    ``overrides`` must leave the weights' shapes as trained, e.g. a spiking model's time steps) and build
+    its model with the chosen checkpoint's weights (best, falling back to last)."""
     from ..build import module
     from . import checkpoint as ckpt
 
     run = RunDir.open(run_dir)
-    spec, graph = run.load_spec(plugins=plugins, train_rules=False)
+    spec, graph = run.load_spec(overrides, plugins, train_rules=False)
     model = module(spec, graph)
     if checkpoint not in ("best", "last"):
         raise UsageError(f"unknown checkpoint '{checkpoint}'", hint="use best or last")
@@ -130,7 +134,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))
     stats = EpochStats(head, metrics, len(target), dev, loss_is_nll)
     values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
-                            batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size)
+                            batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size, seed=spec.seed)
     cm = stats.confusion()
     class_names = info.get("class_names") or (meta.get("class_names") if isinstance(meta, dict) else None)
     result = EvalResult(split=name, samples=len(target), checkpoint=which, epoch=epoch, metrics=values,

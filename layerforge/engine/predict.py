@@ -69,7 +69,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
 
     from ..build import data_facts
     from ..data import load_inputs, transform_from_state
-    from ..runtime import resolve_device
+    from ..runtime import resolve_device, seeded
 
     run, spec, graph, model, which, _epoch = load_trained(run_dir, checkpoint, plugins)
     dev = resolve_device(device)
@@ -92,7 +92,7 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     outs = []
     multi = isinstance(x, dict)
     n = len(rows)
-    with torch.inference_mode():
+    with torch.inference_mode(), seeded(spec.seed, dev):  # rate coding draws the same spikes every time
         for i in range(0, n, batch_size):
             xb = {k: v[i:i + batch_size].to(dev) for k, v in x.items()} if multi else x[i:i + batch_size].to(dev)
             outs.append((model(**xb) if multi else model(xb)).float().cpu())

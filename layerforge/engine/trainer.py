@@ -96,6 +96,7 @@ class Trainer(TrainerState):
         self.accum = spec.grad_accumulation
         opt_steps = math.ceil(self.steps_per_epoch / self.accum)
         self.schedule = Schedule(spec.schedule, spec.optimizer.lr, opt_steps, spec.epochs, self.monitor)
+        self.seed = seed  # also seeds the randomness of validation (see evaluate_split)
         self.shuffle_gen = torch.Generator().manual_seed(seed)
         self.stats = EpochStats(self.head, self.metrics, len(self.train_split), self.device, loss_is_nll)
         self.val_stats = (EpochStats(self.head, self.metrics, len(self.val_split), self.device, loss_is_nll)
@@ -378,7 +379,7 @@ class Trainer(TrainerState):
 
         model = self.forward if self.world == 1 else self.model  # every rank validates the whole split itself
         return evaluate_split(model, self.val_split, self.val_stats, self.loss_fn, self.eval_batch_size,
-                              self.autocast if self.amp else None)
+                              self.autocast if self.amp else None, seed=self.seed)
 
     def _end_epoch(self, record: dict[str, Any]) -> bool:
         """Best/early-stopping bookkeeping, schedule, metrics line, checkpoints. True: stop early."""

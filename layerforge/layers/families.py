@@ -9,7 +9,10 @@ from . import (  # noqa: F401
     merge,
     norm,
     pooling,
+    quantum,
     recurrent,
     shape,
     sparse_attention,
+    spiking,
+    tensor_train,
 )

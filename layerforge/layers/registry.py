@@ -9,13 +9,26 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
 
+Hooks with defaults: ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
+nonlinearity), ``check_memory(in_shapes, limit)`` (memory kept for backward, checked against the
+machine's), ``extra_info(in_shapes, out_shape)`` (optional facts ``inspect`` shows; default: none), and
+``out_steps(steps)`` with the ``time_aware`` flag for time steps:
+
+**Time steps** (spiking layers, :mod:`.spiking`). Between a ``spike_encode`` and its ``spike_readout`` a
+tensor carries T steps folded into the batch, time-major ``(T·B, *shape)``, so per-sample shapes are
+unchanged and every other layer works as it is. ``out_steps(steps)`` gives the output's T for an input
+carrying ``steps`` (default: the same); the graph records both on each node (``Node.steps``,
+``Node.out_steps``) and multiplies an ordinary layer's FLOPs and activations by T. A ``time_aware`` layer
+(it unfolds the steps itself) takes ``steps=T`` in ``build``, ``flops`` and ``backward_flops`` and counts
+all T steps; callers go through ``Node.build()``, ``Node.flops()`` and ``Node.backward_flops()``.
+
 Shapes exclude the batch dimension and are channels-first: an image is ``(C, H, W)``, a sequence
 ``(T, F)``. The class docstring is the layer's documentation page (formula, parameters, shapes,
 PyTorch/Keras equivalents, YAML example); ``summary`` is its one-line description.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +61,8 @@ class LayerSpec(BaseModel):
     max_inputs: ClassVar[int] = 1
     example: ClassVar[str] = ""  # one YAML list item, e.g. "- {type: dense, units: 64}", shown in the docs
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
+    time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
+    example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
 
     # --- the contract -------------------------------------------------------------------------
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -75,6 +90,24 @@ class LayerSpec(BaseModel):
         Default: the layer's ``activation`` parameter, when it has one."""
         act = getattr(self, "activation", None)
         return act if isinstance(act, str) and act != "linear" else None
+
+    def check_memory(self, in_shapes: list[Shape], limit: int) -> None:
+        """Raise ShapeError when training on ONE sample through this layer needs more than ``limit`` bytes
+        (this machine's memory) beyond what the front door's size check counts itself (parameters and each
+        layer's output): memory kept for the backward pass, such as a simulated circuit's state vectors.
+        The message says how much it needs, the hint what fits. The default needs nothing more."""
+
+    def extra_info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
+        """Optional facts about this layer that ``inspect`` shows beside its row (table: an Info column;
+        JSON: ``layers[].info``), e.g. a compression ratio or a simulated state's size. Short, JSON-able
+        values; the default has none."""
+        return {}
+
+    def out_steps(self, steps: int) -> int:
+        """Time steps T of the output for an input carrying ``steps`` (1 = an ordinary tensor). Most layers
+        keep T; a spiking layer that sets or consumes it overrides this and raises ShapeError when the
+        input's T does not fit it."""
+        return steps
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:

@@ -1,6 +1,10 @@
 """One contract test for every registered layer type (a new type is tested without a new test):
 the inferred output shape equals the built module's, backward runs, the meta-device parameter count
-equals the real one, FLOPs are counted, and the doc page has its sections."""
+equals the real one, FLOPs are counted, and the doc page has its sections.
+
+Time steps (spiking layers): the example's input carries ``example_steps`` = T steps folded into the
+batch, so it is fed a batch of 3·T rows and must return 3·T_out rows, T_out = ``out_steps(T)``;
+``time_aware`` types are built (and their FLOPs counted) for that T."""
 from __future__ import annotations
 
 import pytest
@@ -15,6 +19,10 @@ TYPES = sorted(registry())
 def _example(cls):
     (item,) = yaml.safe_load(cls.example)
     return cls.model_validate(item)
+
+
+def _build(cls, layer, shapes):
+    return layer.build(shapes, steps=cls.example_steps) if cls.time_aware else layer.build(shapes)
 
 
 @pytest.mark.parametrize("name", TYPES)
@@ -36,19 +44,20 @@ def test_built_module_matches_inferred_shape_and_backward_runs(name):
     layer = _example(cls)
     shapes = [tuple(s) for s in cls.example_inputs]
     out_shape = layer.output_shape(shapes)
+    steps = cls.example_steps
     torch.manual_seed(0)
-    module = layer.build(shapes)
+    module = _build(cls, layer, shapes)
     module.train()
     xs = []
     for i, s in enumerate(shapes):
         ids = layer.id_range(i)
         if ids is not None:
             assert ids[0] < ids[1], f"{name}: id_range({i}) is empty"
-            xs.append(torch.randint(ids[0], ids[1], (3, *s)))
+            xs.append(torch.randint(ids[0], ids[1], (3 * steps, *s)))
         else:
-            xs.append(torch.randn(3, *s, requires_grad=True))
+            xs.append(torch.randn(3 * steps, *s, requires_grad=True))
     y = module(*xs)
-    assert tuple(y.shape) == (3, *out_shape)
+    assert tuple(y.shape) == (3 * layer.out_steps(steps), *out_shape)
     y.float().square().mean().backward()
     params = list(module.parameters())
     if params:
@@ -60,9 +69,9 @@ def test_meta_build_has_the_same_parameters(name):
     cls = registry()[name]
     layer = _example(cls)
     shapes = [tuple(s) for s in cls.example_inputs]
-    real = layer.build(shapes)
+    real = _build(cls, layer, shapes)
     with torch.device("meta"):
-        meta = layer.build(shapes)
+        meta = _build(cls, layer, shapes)
     assert [(n, p.shape) for n, p in real.named_parameters()] == [(n, p.shape) for n, p in meta.named_parameters()]
 
 
@@ -71,5 +80,6 @@ def test_flops_are_counted_and_positive(name):
     cls = registry()[name]
     layer = _example(cls)
     shapes = [tuple(s) for s in cls.example_inputs]
-    f = layer.flops(shapes, layer.output_shape(shapes))
+    out = layer.output_shape(shapes)
+    f = layer.flops(shapes, out, steps=cls.example_steps) if cls.time_aware else layer.flops(shapes, out)
     assert f is not None and f >= 0

@@ -80,3 +80,15 @@ def test_a_tab_is_reported_as_a_tab_with_its_position():
     (issue,) = e.value.issues
     assert "tabs are not allowed" in issue.message and (issue.line, issue.column) == (4, 1)
     assert "spaces" in issue.hint
+
+
+def test_override_can_address_a_layer_by_its_name():
+    marks = Marks("f")
+    data = {"model": {"layers": [{"type": "dense", "units": 4}, {"type": "quantum_circuit", "name": "q", "qubits": 4}]}}
+    data = apply_overrides(data, ["model.layers.q.qubits=6"], marks)
+    assert data["model"]["layers"][1]["qubits"] == 6
+    assert marks.overridden[("model", "layers", 1, "qubits")] == "--set model.layers.q.qubits=6"
+    with pytest.raises(SpecError) as e:
+        apply_overrides(data, ["model.layers.qq.qubits=6"], marks)
+    assert "no entry named 'qq' in model.layers" in e.value.issues[0].message
+    assert e.value.issues[0].hint == "did you mean 'q'?"
