@@ -250,14 +250,19 @@ def check_batches(trained: "TrainedRun", raw: bool, static_batch: int | None
 
 def compare(reference: "nn.Module", exported: Any, batches: list[tuple["torch.Tensor", ...]], fmt: str, source: str,
             tolerance: float) -> ExportCheck:
-    """Run both on every batch; the largest absolute difference and the outputs' scale."""
+    """Run both on every batch; the largest absolute difference and the outputs' scale. Each call starts from
+    the same seed (in a forked RNG state), so a layer drawing random numbers at inference (rate-encoded
+    spikes) draws the same in torch and in a torch runtime (pt2, safetensors)."""
     import torch
 
     diff = scale = 0.0
     samples = 0
     for xb in batches:
-        want = reference(*xb)
-        got = exported(*xb)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            want = reference(*xb)
+            torch.manual_seed(0)
+            got = exported(*xb)
         want_t = want if isinstance(want, (tuple, list)) else (want,)
         got_t = got if isinstance(got, (tuple, list)) else (got,)
         if len(want_t) != len(got_t):

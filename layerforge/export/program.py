@@ -30,9 +30,19 @@ if TYPE_CHECKING:
 FORMATS = ("onnx", "pt2", "safetensors")
 
 # Layer types that cannot be exported, per format, with the reason (shown in the error and in
-# docs/export.md). Empty today: every built-in type exports to onnx and pt2 (tests/export prove it).
-# The test over the registry asserts that each entry really fails and gets the clear error.
-NOT_EXPORTABLE: dict[str, dict[str, str]] = {}
+# docs/export.md). The test over the registry asserts that each entry really fails and gets the clear error.
+NOT_EXPORTABLE: dict[str, dict[str, str]] = {
+    "quantum_circuit": {"onnx": "its simulated state is complex-valued, and the ONNX exporter has no complex "
+                                "tensors (pt2 and safetensors export it)"},
+}
+
+# Settings of a type that cannot be exported to a format: type → format → (test on the layer, reason).
+NOT_EXPORTABLE_WHEN: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "spike_encode": {"onnx": (lambda layer: layer.mode == "rate",
+                              "rate encoding draws random spikes at inference, which ONNX Runtime draws from its "
+                              "own generator, so the file cannot be checked against torch (pt2 and safetensors "
+                              "draw from torch's; mode: latency or direct exports to onnx)")},
+}
 
 # Loggers the exporters write progress and harmless notes to (torchvision ops missing, guards added).
 _NOISY = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx.experimental.symbolic_shapes",
@@ -73,9 +83,13 @@ def example_inputs(graph: "Graph", batch: int, seed: int = 0) -> tuple["torch.Te
 
 
 def refuse_known(graph: "Graph", fmt: str) -> None:
-    """Refuse at once a model holding a layer type listed in :data:`NOT_EXPORTABLE` for ``fmt``."""
+    """Refuse at once a model holding a layer listed in :data:`NOT_EXPORTABLE` (or, with its settings, in
+    :data:`NOT_EXPORTABLE_WHEN`) for ``fmt``."""
     for node in graph.nodes:
         reason = NOT_EXPORTABLE.get(node.layer.type, {}).get(fmt)
+        when = NOT_EXPORTABLE_WHEN.get(node.layer.type, {}).get(fmt)
+        if reason is None and when is not None and when[0](node.layer):
+            reason = when[1]
         if reason:
             raise ExportError(f"layer '{node.name}' (type {node.layer.type}) cannot be exported to {fmt}: {reason}",
                               hint=_hint(fmt))
@@ -139,7 +153,8 @@ def blame(model: "nn.Module", graph: "Graph", fmt: str, error: BaseException, dy
     for node in graph.nodes:
         layer = model.layers[node.name]
         ids = [node.layer.id_range(i) for i in range(len(node.in_shapes))]
-        xs = tuple(torch.randint(r[0], r[1], (2, *s)) if r else torch.randn(2, *s) for r, s in zip(ids, node.in_shapes))
+        rows = 2 * node.steps  # a spiking layer's input carries its time steps folded into the batch
+        xs = tuple(torch.randint(r[0], r[1], (rows, *s)) if r else torch.randn(rows, *s) for r, s in zip(ids, node.in_shapes))
         try:
             with quiet_exporters():
                 attempt(_alone_class()(layer).eval(), xs)
