@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import CheckpointError, DataError, LayerforgeError, LayerforgeWarning, SpecError, SpecWarning, TrainingError
+from .errors import CheckpointError, DataError, ExportError, LayerforgeError, LayerforgeWarning, MissingExtraError, \
+    SpecError, SpecWarning, TrainingError
 
 # Loaded on first use (PEP 562), so `import layerforge` and `layerforge --help` stay light.
 _LAZY = {
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .analysis.summary import Summary
+    from .engine.trained import TrainedRun
+    from .export import ExportResult
     from .graph import Graph
     from .spec.schema import Spec
 
@@ -123,6 +126,31 @@ def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool =
     return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)
 
 
+def load_model(run_dir: Any, checkpoint: str = "best", plugins: list[str] | None = None) -> "nn.Module":
+    """The trained ``torch.nn.Module`` of a run directory (eval mode, the ``checkpoint`` weights: best, falling
+    back to last). It takes standardised inputs; :func:`load_run` gives the transform for raw ones."""
+    from .engine.trained import load_model as _load_model
+
+    return _load_model(run_dir, checkpoint, plugins)
+
+
+def load_run(run_dir: Any, checkpoint: str = "best", plugins: list[str] | None = None) -> "TrainedRun":
+    """A trained run for plain PyTorch: ``.module`` (the model), ``.transform`` (raw inputs → the model's,
+    an ``nn.Module``), ``.predictor()`` (both as one module), ``.label_names``, ``.spec``, ``.head``."""
+    from .engine.trained import load_run as _load_run
+
+    return _load_run(run_dir, checkpoint, plugins)
+
+
+def export_run(run_dir: Any, format: str = "onnx", **kwargs: Any) -> "ExportResult":
+    """Export a trained run to ``onnx``, ``pt2`` or ``safetensors``, checked against PyTorch on its validation
+    data; keyword arguments are those of :func:`layerforge.export.export_run` (checkpoint, opset,
+    dynamic_batch, batch_size, include_transform, out, tolerance, plugins)."""
+    from .export import export_run as _export_run
+
+    return _export_run(run_dir, format, **kwargs)
+
+
 def profile(configs: Any, **kwargs: Any):
     """Profile one config or several side by side (params, FLOPs, latency, throughput, memory).
 
@@ -157,7 +185,8 @@ def search(spec: Any, *, overrides: list[str] | None = None, plugins: list[str] 
 
 
 __all__ = [
-    "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "LayerforgeWarning", "Spec", "SpecError",
-    "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "load_spec", "predict", "profile",
-    "register", "registry", "search", "spec_from_dict", "spike_report", "summarize", "train", "validate",
+    "CheckpointError", "DataError", "ExportError", "LayerSpec", "LayerforgeError", "LayerforgeWarning",
+    "MissingExtraError", "Spec", "SpecError", "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate",
+    "export_run", "load_model", "load_run", "load_spec", "predict", "profile", "register", "registry", "search",
+    "spec_from_dict", "spike_report", "summarize", "train", "validate",
 ]

@@ -133,6 +133,18 @@ class UsageError(LayerforgeError):
     title = "usage error"
 
 
+class ExportError(LayerforgeError):
+    """A trained model could not be exported, or the exported file does not compute what the model does."""
+
+    title = "export failed"
+
+
+class MissingExtraError(LayerforgeError):
+    """An optional package is not installed; the hint names the extra that installs it."""
+
+    title = "missing package"
+
+
 class LayerforgeWarning(UserWarning):
     """Something that works but is probably not what was meant. The library warns through Python's
     ``warnings`` module; the CLI prints each warning as a short located line."""

@@ -31,6 +31,9 @@ def train(
     json_: JsonOpt = False,
     plugins: PluginsOpt = None,
     trust_plugins: TrustPluginsOpt = False,
+    log: Annotated[Optional[list[str]], typer.Option("--log", metavar="tensorboard|csv", help="Experiment logs in "
+                                                     "the run directory (repeatable; sets train.log).",
+                                                     show_default=False)] = None,
 ) -> None:
     """Train a model from a spec: progress per epoch, then a summary; writes runs/<name>/<timestamp>/."""
     from ..errors import UsageError
@@ -41,7 +44,8 @@ def train(
     from .. import train as lf_train
 
     view = make_view(quiet=quiet, json_mode=json_, tty=sys.stdout.isatty())
-    result = lf_train(str(config) if config is not None else None, overrides=set_ or [], out=out, resume=resume,
+    overrides = [*(set_ or []), *([f"train.log=[{', '.join(log)}]"] if log else [])]
+    result = lf_train(str(config) if config is not None else None, overrides=overrides, out=out, resume=resume,
                       callbacks=[view], plugins=plugins or [], trust_plugins=trust_plugins)
     _finish(result, quiet, json_)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Issue, SpecError, UsageError
 from .events import Callback, TrainResult
+from .logs import make_loggers
 from .rundir import DATA, RUN, RunDir
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def _train(spec: Any, data: "DataBundle | None", overrides: list[str] | None, ou
         run = None
         if save and main and out is not None:
             RunDir.check_new(out)  # refuse an occupied --out before any work
+    callbacks = [*callbacks, *make_loggers(spec_obj)] if main else ()  # train.log: tensorboard, csv
     device = None
     if world > 1:
         from ..runtime import resolve_device

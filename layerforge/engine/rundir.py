@@ -12,6 +12,10 @@
       run.json              name, creation time, status (display only: nothing a result depends on)
       environment.json      versions, device, threads
       metrics.jsonl         one JSON line per epoch, then a final line ({"final": true, ...})
+      metrics.csv           the epoch lines as a table (train.log: [csv])
+      tensorboard/          TensorBoard event files (train.log: [tensorboard]); tensorboard/hparams/ the run's
+                            hyperparameters with its final metrics
+      export/               files written by 'layerforge export' (model.onnx, model.pt2, model.safetensors)
       checkpoints/last/     weights + optimizer/schedule/scaler/RNG state (exact resume)
       checkpoints/best/     the best epoch's weights (by early_stopping.monitor)
       plots/*.png           loss and metric curves
@@ -47,6 +51,7 @@ SPEC = "spec.yaml"
 RUN = "run.json"
 ENV = "environment.json"
 METRICS = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
 TRANSFORM_JSON = "transform.json"
 TRANSFORM_TENSORS = "transform.safetensors"
 DATA = "data.json"
@@ -93,6 +98,16 @@ class RunDir:
     @property
     def plots(self) -> Path:
         return self.path / "plots"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard's event files (written by engine.logs through tensorboardX)."""
+        return self.path / "tensorboard"
+
+    @property
+    def exports(self) -> Path:
+        """Where ``layerforge export`` writes by default."""
+        return self.path / "export"
 
     # --- creation ---------------------------------------------------------------------------
     @classmethod
@@ -292,6 +307,20 @@ class RunDir:
     def rewrite_metrics(self, records: Iterable[dict[str, Any]]) -> None:
         """Replace metrics.jsonl (on resume: drop lines past the checkpoint being resumed)."""
         atomic_write_text(self.path / METRICS, "".join(json.dumps(_clean(r)) + "\n" for r in records))
+
+    def write_metrics_csv(self, records: list[dict[str, Any]]) -> Path:
+        """metrics.csv: the epoch records as rows, columns in order of first appearance (rewritten whole, so it
+        always equals metrics.jsonl's epoch lines, after a resume too)."""
+        import csv
+        import io
+
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(_clean(r) for r in records)
+        atomic_write_text(self.path / METRICS_CSV, buf.getvalue())
+        return self.path / METRICS_CSV
 
     def read_metrics(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """(epoch records, final record or None); unreadable lines (a killed write) are skipped."""

@@ -19,6 +19,7 @@ SCHEDULES = ("none", "step", "cosine", "one_cycle", "warmup_linear", "reduce_on_
 LOSSES = ("cross_entropy", "bce", "mse", "mae", "huber")
 METRICS = ("accuracy", "top_k", "precision", "recall", "f1", "mae", "rmse", "r2", "perplexity")
 PRECISIONS = ("fp32", "bf16", "fp16")
+LOGGERS = ("tensorboard", "csv")
 
 
 def _name_check(kind: str, choices: tuple[str, ...], aliases: dict[str, str] | None = None):
@@ -49,6 +50,8 @@ LossName = Annotated[str, _name_check("loss", LOSSES, {"crossentropy": "cross_en
                                                         "binary_crossentropy": "bce", "mean_squared_error": "mse",
                                                         "l2": "mse", "mean_absolute_error": "mae", "l1": "mae",
                                                         "smooth_l1": "huber"})]
+
+LoggerName = Annotated[str, _name_check("logger", LOGGERS, {"tb": "tensorboard", "tensorboardx": "tensorboard"})]
 
 
 def _metric_check(v: Any) -> Any:
@@ -137,6 +140,13 @@ class LossSpec(_Section):
 def _also(schema: dict[str, Any], alternative: dict[str, Any]) -> None:
     """JSON Schema: also accept the short form (a loss name, a clipping norm) that a validator expands."""
     schema.setdefault("anyOf", []).insert(0, alternative)
+
+
+def _one_or_list(schema: dict[str, Any], item: dict[str, Any]) -> None:
+    """JSON Schema: one item, or a list of them (``log: csv`` or ``log: [csv, tensorboard]``)."""
+    schema.pop("type", None)
+    schema.pop("items", None)
+    schema["anyOf"] = [item, {"type": "array", "items": item}]
 
 
 def _loss_from_name(v: Any) -> Any:
@@ -249,6 +259,10 @@ class TrainSpec(_Section):
     checkpoint_every: int = Field(default=1, ge=0, description="Write checkpoints/last every N epochs (0: only at the end).")
     out: str = Field(default="runs", description="Root folder of run directories: <out>/<name>/<timestamp>/.")
     plots: bool = Field(default=True, description="Write loss/metric curves as PNG at the end of the run.")
+    log: Annotated[list[LoggerName], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+        default_factory=list, description="Experiment logs in the run directory: tensorboard (event files through "
+        "tensorboardX, the logs extra) and/or csv (metrics.csv).",
+        json_schema_extra=lambda s: _one_or_list(s, {"type": "string", "enum": list(LOGGERS)}))
 
     @model_validator(mode="after")
     def _fast_agrees(self) -> "TrainSpec":

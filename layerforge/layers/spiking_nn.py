@@ -70,7 +70,9 @@ class SpikeEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T = self.steps
         if self.mode == "direct":
-            return x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1)  # (T·B, *shape)
+            # repeat, not expand(T, ...).flatten(0, 1): the same rows, but torch.export cannot prove the
+            # flattened view's size for every batch size, so a dynamic-batch export would fail
+            return x.repeat(T, *([1] * (x.dim() - 1)))  # (T·B, *shape)
         p = self.probability(x)  # (B, *shape) in [0, 1]
         if self.mode == "rate":
             # torch's global generator: the engine's seed and its checkpointed RNG state cover it.

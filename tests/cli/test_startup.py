@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-COMMANDS = ["", "train", "evaluate", "predict", "runs", "search", "profile", "inspect", "validate", "layers", "schema"]
+COMMANDS = ["", "train", "evaluate", "predict", "export", "runs", "search", "profile", "inspect", "validate", "layers",
+            "schema"]
 
 PROBE = """
 import sys
