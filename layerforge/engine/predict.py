@@ -67,7 +67,6 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
             plugins: list[str] | None = None, trust_plugins: bool = False) -> PredictResult:
     """Predict with a trained run. ``inputs``: a file (CSV, NPZ, NPY, text, images) or an array/tensor already
     shaped like the model's input (the saved transform is applied to either)."""
-    import numpy as np
     import torch
 
     from ..build import data_facts
