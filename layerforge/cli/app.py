@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         if debug:
             raise
-        if argv is None:  # the process is leaving: one more Ctrl-C must not print a traceback on the way out
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if argv is None:  # the process is leaving: one more Ctrl-C must not print a traceback on the way out
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":  # pragma: no cover
