@@ -164,6 +164,8 @@ def plan(
 def _make_class():
     from torch import nn
 
+    from .module_tree import layer_dict
+
     class _GraphModule(nn.Module):
         """The model built from a spec: one submodule per layer, run in the graph's order."""
 
@@ -171,7 +173,7 @@ def _make_class():
             super().__init__()
             self.graph = graph
             self.input_names = list(graph.inputs)
-            self.layers = nn.ModuleDict(modules)
+            self.layers = layer_dict(modules)  # flat by name; block layers (enc.0.attn) nested, see module_tree
             # Steps: (name, module, input names, names whose last use this is: freed after the step).
             last_use: dict[str, str] = {}
             for n in graph.nodes:

@@ -22,6 +22,7 @@ class LayerRow:
     trainable_params: int
     flops: int | None  # forward FLOPs for the whole batch; None = uncounted
     backward_flops: int | None
+    info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra facts (LayerSpec.info), per sample
 
 
 @dataclass
@@ -73,7 +74,8 @@ def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 
             uncounted.append(n.name)
         p, t, _ = counts[n.name]
         rows.append(LayerRow(n.name, n.layer.type, list(n.inputs), [batch_size, *n.out_shape], p, t,
-                             None if f is None else f * batch_size, None if b is None else b * batch_size))
+                             None if f is None else f * batch_size, None if b is None else b * batch_size,
+                             n.layer.info(n.in_shapes, n.out_shape)))
     total = sum(c[0] for c in counts.values())
     train = sum(c[1] for c in counts.values())
     bufs = sum(c[2] for c in counts.values())
@@ -87,6 +89,11 @@ def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 
         flops=sum(r.flops or 0 for r in rows), backward_flops=sum(r.backward_flops or 0 for r in rows),
         uncounted=uncounted,
     )
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """A layer's extra facts as one short line: ``backend blocked, attended pairs 4.19M, ...``."""
+    return ", ".join(f"{k.replace('_', ' ')} {human_count(v) if isinstance(v, int) else v}" for k, v in info.items())
 
 
 def human_count(n: float) -> str:

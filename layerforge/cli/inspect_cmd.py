@@ -40,7 +40,7 @@ def inspect(
 def _table(s, graph) -> None:
     from rich.table import Table
 
-    from ..analysis.summary import human_count
+    from ..analysis.summary import format_info, human_count
     from ..spec.validate import human_bytes
     from .render import console
 
@@ -52,14 +52,17 @@ def _table(s, graph) -> None:
     t.add_column("Output shape")
     t.add_column("Params", justify="right")
     t.add_column("FLOPs", justify="right")
+    notes = any(r.info for r in s.layers)
+    if notes:
+        t.add_column("Notes (per sample)")
     for name, shape in s.input_shape.items():
         row = [f"{name} (input)"] + ([""] if multi else []) + [str([s.batch_size, *shape]), "0", "0"]
-        t.add_row(*row)
+        t.add_row(*row, *([""] if notes else []))
     for r in s.layers:
         params = f"{r.params:,}" + ("" if r.params == r.trainable_params else f" ({r.params - r.trainable_params:,} frozen)")
         flops = "uncounted" if r.flops is None else human_count(r.flops)
         row = [f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape), params, flops]
-        t.add_row(*row)
+        t.add_row(*row, *([format_info(r.info)] if notes else []))
     console.print(t)
     console.print(f"Total params: {s.total_params:,}  ({human_bytes(s.param_bytes)} with buffers, fp32)")
     console.print(f"Trainable params: {s.trainable_params:,}")

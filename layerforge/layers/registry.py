@@ -8,6 +8,7 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
 - ``flops(in_shapes, out_shape)`` — exact forward FLOPs for ONE sample (a multiply-add counts 2);
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
+- ``info(in_shapes, out_shape)`` — optional extra facts for summary rows (default: none).
 
 Shapes exclude the batch dimension and are channels-first: an image is ``(C, H, W)``, a sequence
 ``(T, F)``. The class docstring is the layer's documentation page (formula, parameters, shapes,
@@ -62,6 +63,11 @@ class LayerSpec(BaseModel):
     def backward_flops(self, in_shapes: list[Shape], out_shape: Shape) -> int | None:
         f = self.flops(in_shapes, out_shape)
         return None if f is None else 2 * f
+
+    def info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
+        """Extra per-sample facts a summary row shows beside parameters and FLOPs (name → number or text),
+        e.g. sparse attention's attended and computed (query, key) pairs. Most types have none."""
+        return {}
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import Issue, KeyPath, SpecError
 from ..graph import Graph, plan
 from ..layers.registry import LayerSpec, registry, suggest
+from .blocks import expand_blocks
 from .loader import Marks, apply_overrides, load_yaml
 from .schema import ModelSpec, Spec
 
@@ -133,7 +134,11 @@ def validate_data(raw: Any, marks: Marks, plugins: list[str] | None = None, chec
     if not isinstance(raw, dict):
         raise SpecError([marks.locate((), f"a spec must be a mapping (name, model, ...), got {type(raw).__name__}",
                                       "start the file with 'model:'")])
-    issues: list[Issue] = []
+    # -- reusable blocks (spec/blocks.py): `- {block: name}` items become that block's layers, located
+    #    at their definition; `original` (not the expansion) is what a run directory saves.
+    original = raw
+    raw, marks, issues = expand_blocks(raw, marks)
+    # --
     spec: Spec | None = None
     try:
         spec = Spec.model_validate(raw)
@@ -160,7 +165,7 @@ def validate_data(raw: Any, marks: Marks, plugins: list[str] | None = None, chec
     if check_size:
         check_model_size(graph, marks)
     spec._source = marks.file
-    spec._raw = raw
+    spec._raw = original
     return spec, graph
 
 

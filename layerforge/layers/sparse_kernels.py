@@ -1,0 +1,420 @@
+"""Sparse attention computed sparsely: O(T·w) time and memory, in ordinary torch ops.
+
+Three backends compute softmax(Q·Kᵀ·scale)·V over the pairs a :class:`Pattern` allows:
+
+- ``blocked`` (:func:`blocked_attention`): queries in blocks of b; each block gathers only the keys its
+  pattern can reach (an ``unfold`` view of a contiguous key range for the local window, a reshaped view
+  for the strided keys, the first g keys for global columns), scores those, masks inside that band, and
+  combines the groups through their log-sum-exp. The work is split into chunks of queries; the backward
+  pass recomputes one chunk at a time under autograd (``torch.autograd.grad`` on that chunk's slices),
+  so neither pass ever holds more than one chunk's scores, and no T×T tensor or mask ever exists.
+- ``masked`` (:func:`masked_attention`): the dense reference, SDPA with a T×T boolean mask.
+- ``flex`` (:func:`flex_attention_fused`): CUDA only, ``torch.compile(flex_attention)`` with a
+  ``BlockMask`` built from block indices (``BlockMask.from_kv_blocks``, no dense mask either).
+
+Shapes: q (B, H, T, d_k), k (B, H, T, d_k), v (B, H, T, d_v) → (B, H, T, d_v).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .sparse_patterns import Pattern
+
+if TYPE_CHECKING:
+    import torch
+
+CHUNK_QUERIES = 512  # queries per chunk (rounded to the block unit): bounds the live scores per pass
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: pure arithmetic shared by the kernel and the FLOP count.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlockedPlan:
+    """How the blocked kernel covers a length-t sequence (dilated patterns: one residue class of it).
+
+    ``left`` / ``right``: how far before the first / after the last query of a block its local keys
+    reach; each query block of b reads the contiguous range of b + left + right keys around it.
+    """
+
+    pattern: Pattern
+    t: int
+    block: int
+
+    @property
+    def local_block(self) -> int:
+        return min(self.pattern.window if self.pattern.kind == "block_local" else self.block, max(self.t, 1))
+
+    @property
+    def left(self) -> int:
+        return 0 if self.pattern.kind == "block_local" else min(self.pattern.window, self.t) - 1
+
+    @property
+    def right(self) -> int:
+        return 0 if self.pattern.kind == "block_local" or self.pattern.causal else self.left
+
+    @property
+    def local_keys(self) -> int:
+        return self.local_block + self.left + self.right
+
+    @property
+    def chunk(self) -> int:
+        unit = self.local_block
+        if self.pattern.kind == "strided":
+            unit = unit * self.pattern.stride // math.gcd(unit, self.pattern.stride)
+        return unit * max(1, CHUNK_QUERIES // unit)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        return [(c0, min(self.t, c0 + self.chunk)) for c0 in range(0, self.t, self.chunk)]
+
+    def strided_keys(self, c1: int) -> int:
+        """Key positions per residue class that a chunk ending at c1 scores (strided pattern)."""
+        s = self.pattern.stride or 1
+        return _ceil(c1 if self.pattern.causal else self.t, s)
+
+    def key_ranges(self, c0: int, c1: int) -> list[tuple[int, int]]:
+        """The key slices [lo, hi) a chunk reads, one per group: local, then strided or global."""
+        p = self.pattern
+        nb = _ceil(c1 - c0, self.local_block)
+        ranges = [(max(0, c0 - self.left), min(self.t, c0 + nb * self.local_block + self.right))]
+        if p.kind == "strided":
+            ranges.append((0, min(self.t, self.strided_keys(c1) * p.stride)))
+        if p.global_tokens:
+            ranges.append((0, min(self.t, p.global_tokens)))
+        return ranges
+
+    def computed_pairs(self) -> int:
+        """Score entries the kernel computes, padding and masked entries of partial blocks included."""
+        p = self.pattern
+        total = _ceil(self.t, self.local_block) * self.local_block * self.local_keys
+        for c0, c1 in self.chunks():
+            if p.kind == "strided":
+                total += _ceil(c1 - c0, p.stride) * p.stride * self.strided_keys(c1)
+            total += (c1 - c0) * min(p.global_tokens, self.t)
+        if p.global_tokens and not p.causal:
+            total += min(p.global_tokens, self.t) * self.t  # global rows: every key
+        return total
+
+
+def blocked_pairs(pattern: Pattern, t: int, block: int) -> int:
+    """Score entries the blocked kernel computes for one head of a length-t sequence."""
+    if pattern.kind == "dilated":
+        r, base = pattern.dilation, _residue_pattern(pattern)
+        return sum(BlockedPlan(base, _ceil(t - c, r), block).computed_pairs() for c in range(min(r, t)))
+    return BlockedPlan(pattern, t, block).computed_pairs()
+
+
+def _residue_pattern(p: Pattern) -> Pattern:
+    """A dilated window is a sliding window over each residue class i mod r."""
+    return Pattern("sliding", p.window, p.causal)
+
+
+# ---------------------------------------------------------------------------------------------
+# The blocked kernel.
+# ---------------------------------------------------------------------------------------------
+def _fill(dtype: Any) -> float:
+    """The score given to masked pairs: finite, so a row with nothing to attend (padding) stays finite."""
+    import torch
+
+    return torch.finfo(dtype).min / 2
+
+
+def _local_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,
+                  lo: int, hi: int, scale: float) -> tuple["torch.Tensor", "torch.Tensor", int]:
+    """Scores of each query block against its contiguous key range: (B, H, nb, b, K) and the value
+    windows (B, H, nb, K, d_v); masked inside the band only."""
+    import torch
+    import torch.nn.functional as F
+
+    p, b, left, right = plan.pattern, plan.local_block, plan.left, plan.right
+    bsz, heads, c, dk = qc.shape
+    nb = _ceil(c, b)
+    q = F.pad(qc, (0, 0, 0, nb * b - c)).view(bsz, heads, nb, b, dk)  # (B, H, nb, b, dk)
+    start, stop = c0 - left, c0 + nb * b + right  # key positions the chunk's blocks read
+    kp = F.pad(k, (0, 0, lo - start, stop - hi))  # (B, H, nb·b + left + right, dk)
+    vp = F.pad(v, (0, 0, lo - start, stop - hi))
+    size = b + left + right
+    kw = kp.unfold(2, size, b)  # (B, H, nb, dk, K): each block's keys, a view
+    vw = vp.unfold(2, size, b).transpose(-1, -2)  # (B, H, nb, K, dv)
+    scores = torch.matmul(q, kw).mul_(scale)  # (B, H, nb, b, K)
+    fill = _fill(scores.dtype)
+    x = torch.arange(b, device=q.device).unsqueeze(1)  # (b, 1) query offset in its block
+    y = torch.arange(size, device=q.device).unsqueeze(0)  # (1, K) key offset in the block's range
+    if p.kind == "block_local":
+        rel = (x >= y) if p.causal else None  # keys of the own block; causal: the diagonal block's triangle
+    else:  # the window (strided keys beyond it are another group); the same band for every block
+        d = x + left - y  # (b, K): query position − key position
+        rel = (d >= 0) & (d < p.window) if p.causal else d.abs() < p.window
+    if rel is not None and not bool(rel.all()):
+        scores.masked_fill_(~rel, fill)
+    kpos = start + b * torch.arange(nb, device=q.device).unsqueeze(1) + y  # (nb, K) key positions
+    edge = (kpos < p.global_tokens) | (kpos < 0) | (kpos >= plan.t)  # padding, or a global column
+    rows = edge.any(1).nonzero().flatten().tolist()
+    if rows:  # only the first and last blocks: mask their padded keys
+        sel = slice(rows[0], rows[-1] + 1)
+        scores[:, :, sel].masked_fill_(edge[sel].unsqueeze(1), fill)
+    return scores, vw, nb * b
+
+
+def _strided_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,
+                    c1: int, scale: float) -> tuple["torch.Tensor", "torch.Tensor", int]:
+    """Scores against the keys j ≡ i (mod stride) beyond the window, by residue class:
+    (B, H, s, a, n) with a = chunk queries / s and n keys per class, and the values (B, H, s, n, dv)."""
+    import torch
+    import torch.nn.functional as F
+
+    p, s = plan.pattern, plan.pattern.stride
+    bsz, heads, c, dk = qc.shape
+    a, n = _ceil(c, s), plan.strided_keys(c1)
+    q = F.pad(qc, (0, 0, 0, a * s - c)).view(bsz, heads, a, s, dk).transpose(2, 3)  # (B, H, s, a, dk)
+    ks = F.pad(k, (0, 0, 0, n * s - k.shape[2])).view(bsz, heads, n, s, dk).permute(0, 1, 3, 4, 2)  # (B,H,s,dk,n)
+    vs = F.pad(v, (0, 0, 0, n * s - v.shape[2])).view(bsz, heads, n, s, -1).transpose(2, 3)  # (B, H, s, n, dv)
+    scores = torch.matmul(q, ks).mul_(scale)  # (B, H, s, a, n)
+    qm = (c0 // s + torch.arange(a, device=q.device)).unsqueeze(1)  # (a, 1): query i = qm·s + ρ
+    km = torch.arange(n, device=q.device).unsqueeze(0)  # (1, n): key j = km·s + ρ, so i − j = (qm − km)·s
+    dist = (qm - km) * s
+    ok = (dist >= p.window) if p.causal else (dist.abs() >= p.window)  # beyond the local window
+    rho = torch.arange(s, device=q.device).view(s, 1, 1)
+    ok = ok & (km * s + rho < plan.t)  # (s, a, n): real keys only
+    scores.masked_fill_(~ok, _fill(scores.dtype))
+    return scores, vs, a * s
+
+
+def _global_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,
+                   scale: float) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Scores against the global columns (the first g keys): (B, H, C, g)."""
+    import torch
+
+    scores = torch.matmul(qc, k.transpose(-1, -2)).mul_(scale)  # (B, H, C, g)
+    if plan.pattern.causal and c0 < k.shape[2]:
+        i = c0 + torch.arange(qc.shape[2], device=qc.device).unsqueeze(1)
+        j = torch.arange(k.shape[2], device=qc.device).unsqueeze(0)
+        scores.masked_fill_(j > i, _fill(scores.dtype))
+    return scores, v
+
+
+def _dropout(weights: "torch.Tensor", p: float, seed: int | None) -> "torch.Tensor":
+    """Attention dropout from a seeded generator, so the backward pass redraws the same mask."""
+    if not p or seed is None:
+        return weights
+    import torch
+
+    gen = torch.Generator(device=weights.device).manual_seed(seed)
+    keep = torch.rand(weights.shape, generator=gen, device=weights.device, dtype=weights.dtype) >= p
+    return weights * keep / (1 - p)
+
+
+def _attend_chunk(plan: BlockedPlan, qc: "torch.Tensor", ks: list, vs: list, c0: int, c1: int, scale: float,
+                  dropout: float, seed: int | None) -> "torch.Tensor":
+    """Attention output of queries [c0, c1) from the key/value slices of :meth:`BlockedPlan.key_ranges`."""
+    import torch
+
+    bsz, heads, c, _ = qc.shape
+    ranges = plan.key_ranges(c0, c1)
+    scores, vw, cp = _local_scores(plan, qc, ks[0], vs[0], c0, *ranges[0], scale)
+    if len(ks) == 1:  # one group: a plain softmax
+        w = _dropout(torch.softmax(scores, -1), dropout, seed)
+        return torch.matmul(w, vw).reshape(bsz, heads, cp, -1)[:, :, :c]  # (B, H, C, dv)
+    outs, lses = [], []
+    lse = torch.logsumexp(scores, -1, keepdim=True)
+    w = _dropout(torch.exp(scores - lse), dropout, seed)
+    outs.append(torch.matmul(w, vw).reshape(bsz, heads, cp, -1)[:, :, :c])  # (B, H, C, dv)
+    lses.append(lse.reshape(bsz, heads, cp)[:, :, :c])
+    if plan.pattern.kind == "strided":
+        scores, vstr, cp = _strided_scores(plan, qc, ks[1], vs[1], c0, c1, scale)
+        lse = torch.logsumexp(scores, -1, keepdim=True)  # (B, H, s, a, 1)
+        w = _dropout(torch.exp(scores - lse), dropout, None if seed is None else seed + 1)
+        outs.append(torch.matmul(w, vstr).transpose(2, 3).reshape(bsz, heads, cp, -1)[:, :, :c])
+        lses.append(lse.squeeze(-1).transpose(2, 3).reshape(bsz, heads, cp)[:, :, :c])
+    if plan.pattern.global_tokens:
+        scores, vg = _global_scores(plan, qc, ks[-1], vs[-1], c0, scale)
+        lse = torch.logsumexp(scores, -1, keepdim=True)
+        w = _dropout(torch.exp(scores - lse), dropout, None if seed is None else seed + 2)
+        outs.append(torch.matmul(w, vg))
+        lses.append(lse.squeeze(-1))
+    total = torch.logsumexp(torch.stack(lses), 0)  # (B, H, C): the softmax's normaliser over all groups
+    return sum(torch.exp(l - total).unsqueeze(-1) * o for l, o in zip(lses, outs))
+
+
+@cache
+def _function() -> type:
+    import torch
+    from torch.autograd.function import once_differentiable
+
+    class BlockedAttention(torch.autograd.Function):
+        """Forward chunk by chunk without a graph; backward recomputes each chunk under autograd."""
+
+        @staticmethod
+        def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: BlockedPlan, scale: float,
+                    dropout: float, seed: int | None) -> torch.Tensor:
+            out = q.new_empty(*q.shape[:-1], v.shape[-1])  # (B, H, T, dv)
+            for n, (c0, c1) in enumerate(plan.chunks()):
+                ranges = plan.key_ranges(c0, c1)
+                out[:, :, c0:c1] = _attend_chunk(plan, q[:, :, c0:c1], [k[:, :, lo:hi] for lo, hi in ranges],
+                                                 [v[:, :, lo:hi] for lo, hi in ranges], c0, c1, scale, dropout,
+                                                 _chunk_seed(seed, n))
+            ctx.save_for_backward(q, k, v)
+            ctx.plan, ctx.scale, ctx.dropout, ctx.seed = plan, scale, dropout, seed
+            return out
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx: Any, dout: torch.Tensor):
+            q, k, v = ctx.saved_tensors
+            plan: BlockedPlan = ctx.plan
+            need_q, need_k, need_v = ctx.needs_input_grad[:3]
+            dq = torch.zeros_like(q) if need_q else None
+            dk = torch.zeros_like(k) if need_k else None
+            dv = torch.zeros_like(v) if need_v else None
+            for n, (c0, c1) in enumerate(plan.chunks()):
+                ranges = plan.key_ranges(c0, c1)
+                with torch.enable_grad():
+                    qc = q[:, :, c0:c1].detach().requires_grad_(need_q)
+                    ks = [k[:, :, lo:hi].detach().requires_grad_(need_k) for lo, hi in ranges]
+                    vs = [v[:, :, lo:hi].detach().requires_grad_(need_v) for lo, hi in ranges]
+                    out = _attend_chunk(plan, qc, ks, vs, c0, c1, ctx.scale, ctx.dropout, _chunk_seed(ctx.seed, n))
+                    leaves = [t for t, need in ((qc, need_q), *((x, need_k) for x in ks), *((x, need_v) for x in vs))
+                              if need]
+                    grads = iter(torch.autograd.grad(out, leaves, dout[:, :, c0:c1], allow_unused=True))
+                if need_q:
+                    dq[:, :, c0:c1] = next(grads)
+                for full, need in ((dk, need_k), (dv, need_v)):
+                    if need:
+                        for lo, hi in ranges:
+                            g = next(grads)
+                            if g is not None:
+                                full[:, :, lo:hi] += g
+            return dq, dk, dv, None, None, None, None
+
+    return BlockedAttention
+
+
+def _chunk_seed(seed: int | None, n: int) -> int | None:
+    return None if seed is None else seed + 1009 * n
+
+
+def blocked_attention(q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", pattern: Pattern, *, block: int = 64,
+                      scale: float | None = None, dropout: float = 0.0) -> "torch.Tensor":
+    """Sparse attention in O(T·w) time and memory (see the module docstring). ``dropout`` acts on the
+    attention weights (pass 0 in eval mode); its masks come from a seed drawn from torch's generator."""
+    import torch
+    import torch.nn.functional as F
+
+    t = q.shape[2]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    seed = int(torch.randint(0, 2**40, (1,))) if dropout else None
+    apply = _function().apply
+    if pattern.kind == "dilated":  # a sliding window over each residue class, interleaved back
+        r, base = pattern.dilation, _residue_pattern(pattern)
+        n = _ceil(t, r)
+        outs = []
+        for c in range(r):
+            qc, kc, vc = (x[:, :, c::r].contiguous() for x in (q, k, v))
+            class_seed = None if seed is None else seed + 7_000_003 * c
+            y = apply(qc, kc, vc, BlockedPlan(base, qc.shape[2], block), scale, dropout, class_seed) if qc.shape[2] \
+                else q.new_zeros(*q.shape[:2], 0, v.shape[-1])
+            outs.append(F.pad(y, (0, 0, 0, n - y.shape[2])))  # (B, H, n, dv)
+        return torch.stack(outs, 3).reshape(*q.shape[:2], n * r, -1)[:, :, :t]  # (B, H, T, dv)
+    out = apply(q, k, v, BlockedPlan(pattern, t, block), scale, dropout, seed)
+    g = min(pattern.global_tokens, t)
+    if g and not pattern.causal:  # global rows attend every key: a small dense attention, g × T
+        rows = F.scaled_dot_product_attention(q[:, :, :g], k, v, dropout_p=dropout, scale=scale)
+        out = torch.cat([rows, out[:, :, g:]], 2)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The dense reference and the fused CUDA route.
+# ---------------------------------------------------------------------------------------------
+def pattern_mask(pattern: Pattern, tq: int, tk: int, device: Any = None) -> "torch.Tensor":
+    """The dense bool (Tq, Tk) mask, True = attend (the ``masked`` backend's reference; T×T)."""
+    import torch
+
+    i = torch.arange(tq, device=device).unsqueeze(1)
+    j = torch.arange(tk, device=device).unsqueeze(0)
+    return pattern.allowed(i, j)
+
+
+def masked_attention(q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", pattern: Pattern, *,
+                     scale: float | None = None, dropout: float = 0.0, mask: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """Dense SDPA with the pattern's T×T mask (pass ``mask`` to reuse a cached one)."""
+    import torch.nn.functional as F
+
+    if mask is None:
+        mask = pattern_mask(pattern, q.shape[2], k.shape[2], q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
+
+
+def block_layout(pattern: Pattern, t: int, block: int, device: Any = None) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Which key blocks each query block touches: (any, all) bool tensors (nQB, nKB), computed from the
+    pattern rule one block row at a time (never a T×T tensor)."""
+    import torch
+
+    nb = _ceil(t, block)
+    off = torch.arange(block, device=device)
+    j = (torch.arange(nb, device=device).view(nb, 1) * block + off).view(1, nb, 1, block)  # key positions
+    valid_j = j < t
+    any_rows, all_rows = [], []
+    for qb in range(nb):
+        i = (qb * block + off).view(1, 1, block, 1)  # (1, 1, b, 1)
+        ok = pattern.allowed(i, j) & valid_j & (i < t)  # (1, nKB, b, b)
+        real = valid_j & (i < t)
+        any_rows.append(ok.flatten(2).any(-1))
+        all_rows.append((ok | ~real).flatten(2).all(-1))
+    return torch.cat(any_rows), torch.cat(all_rows)
+
+
+def flex_pairs(pattern: Pattern, t: int, block: int) -> int:
+    """Score entries the flex kernel computes: every listed block, in full."""
+    touched, _ = block_layout(pattern, t, block)
+    return int(touched.sum()) * block * block
+
+
+@cache
+def _compiled_flex() -> Any:
+    import torch
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_block_mask(pattern: Pattern, t: int, block: int, device: Any) -> Any:
+    """A flex ``BlockMask`` from block indices: partial blocks get the pattern's mask_mod, full ones none."""
+    import torch
+    from torch.nn.attention.flex_attention import BlockMask
+
+    touched, full = block_layout(pattern, t, block, device)
+    partial = touched & ~full
+
+    def indices(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = sel.sum(-1).to(torch.int32)  # (nQB,)
+        order = torch.argsort((~sel).to(torch.int8), dim=-1, stable=True).to(torch.int32)  # selected blocks first
+        return counts[None, None], order[None, None]
+
+    def mask_mod(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
+        return pattern.allowed(q_idx, kv_idx)
+
+    kv_num, kv_idx = indices(partial)
+    full_num, full_idx = indices(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block, mask_mod=mask_mod,
+                                    seq_lengths=(t, t))
+
+
+def flex_attention_fused(q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", pattern: Pattern, *,
+                         block: int = 128, scale: float | None = None, mask: Any = None) -> "torch.Tensor":
+    """``torch.compile(flex_attention)`` with the pattern's block mask (CUDA; pass ``mask`` to reuse one)."""
+    if q.device.type != "cuda":
+        from ..errors import UsageError
+
+        raise UsageError("sparse_attention backend 'flex' runs on CUDA only (torch.compile(flex_attention))",
+                         hint="use backend: blocked (or auto) on CPU")
+    if mask is None:
+        mask = flex_block_mask(pattern, q.shape[2], block, q.device)
+    return _compiled_flex()(q, k, v, block_mask=mask, scale=scale)
