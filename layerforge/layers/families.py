@@ -12,4 +12,5 @@ from . import (  # noqa: F401
     recurrent,
     shape,
     sparse_attention,
+    transformer,
 )
