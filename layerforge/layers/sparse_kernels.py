@@ -126,24 +126,30 @@ def _fill(dtype: Any) -> float:
     return torch.finfo(dtype).min / 2
 
 
+def _pad_steps(x: "torch.Tensor", before: int, after: int) -> "torch.Tensor":
+    """Zero steps before and after along the time axis (dim 2); no copy when there are none."""
+    import torch.nn.functional as F
+
+    return F.pad(x, (0, 0, before, after)) if before or after else x
+
+
 def _local_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,
                   lo: int, hi: int, scale: float) -> tuple["torch.Tensor", "torch.Tensor", int]:
     """Scores of each query block against its contiguous key range: (B, H, nb, b, K) and the value
     windows (B, H, nb, K, d_v); masked inside the band only."""
     import torch
-    import torch.nn.functional as F
 
     p, b, left, right = plan.pattern, plan.local_block, plan.left, plan.right
     bsz, heads, c, dk = qc.shape
     nb = _ceil(c, b)
-    q = F.pad(qc, (0, 0, 0, nb * b - c)).view(bsz, heads, nb, b, dk)  # (B, H, nb, b, dk)
+    q = _pad_steps(qc * scale, 0, nb * b - c).reshape(bsz, heads, nb, b, dk)  # (B, H, nb, b, dk), scaled
     start, stop = c0 - left, c0 + nb * b + right  # key positions the chunk's blocks read
-    kp = F.pad(k, (0, 0, lo - start, stop - hi))  # (B, H, nb·b + left + right, dk)
-    vp = F.pad(v, (0, 0, lo - start, stop - hi))
+    kp = _pad_steps(k, lo - start, stop - hi)  # (B, H, nb·b + left + right, dk)
+    vp = _pad_steps(v, lo - start, stop - hi)
     size = b + left + right
     kw = kp.unfold(2, size, b)  # (B, H, nb, dk, K): each block's keys, a view
     vw = vp.unfold(2, size, b).transpose(-1, -2)  # (B, H, nb, K, dv)
-    scores = torch.matmul(q, kw).mul_(scale)  # (B, H, nb, b, K)
+    scores = torch.matmul(q, kw)  # (B, H, nb, b, K)
     fill = _fill(scores.dtype)
     x = torch.arange(b, device=q.device).unsqueeze(1)  # (b, 1) query offset in its block
     y = torch.arange(size, device=q.device).unsqueeze(0)  # (1, K) key offset in the block's range
@@ -168,15 +174,14 @@ def _strided_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v:
     """Scores against the keys j ≡ i (mod stride) beyond the window, by residue class:
     (B, H, s, a, n) with a = chunk queries / s and n keys per class, and the values (B, H, s, n, dv)."""
     import torch
-    import torch.nn.functional as F
 
     p, s = plan.pattern, plan.pattern.stride
     bsz, heads, c, dk = qc.shape
     a, n = _ceil(c, s), plan.strided_keys(c1)
-    q = F.pad(qc, (0, 0, 0, a * s - c)).view(bsz, heads, a, s, dk).transpose(2, 3)  # (B, H, s, a, dk)
-    ks = F.pad(k, (0, 0, 0, n * s - k.shape[2])).view(bsz, heads, n, s, dk).permute(0, 1, 3, 4, 2)  # (B,H,s,dk,n)
-    vs = F.pad(v, (0, 0, 0, n * s - v.shape[2])).view(bsz, heads, n, s, -1).transpose(2, 3)  # (B, H, s, n, dv)
-    scores = torch.matmul(q, ks).mul_(scale)  # (B, H, s, a, n)
+    q = _pad_steps(qc * scale, 0, a * s - c).reshape(bsz, heads, a, s, dk).transpose(2, 3)  # (B, H, s, a, dk)
+    ks = _pad_steps(k, 0, n * s - k.shape[2]).reshape(bsz, heads, n, s, dk).permute(0, 1, 3, 4, 2)  # (B,H,s,dk,n)
+    vs = _pad_steps(v, 0, n * s - v.shape[2]).reshape(bsz, heads, n, s, -1).transpose(2, 3)  # (B, H, s, n, dv)
+    scores = torch.matmul(q, ks)  # (B, H, s, a, n)
     qm = (c0 // s + torch.arange(a, device=q.device)).unsqueeze(1)  # (a, 1): query i = qm·s + ρ
     km = torch.arange(n, device=q.device).unsqueeze(0)  # (1, n): key j = km·s + ρ, so i − j = (qm − km)·s
     dist = (qm - km) * s
@@ -192,7 +197,7 @@ def _global_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: 
     """Scores against the global columns (the first g keys): (B, H, C, g)."""
     import torch
 
-    scores = torch.matmul(qc, k.transpose(-1, -2)).mul_(scale)  # (B, H, C, g)
+    scores = torch.matmul(qc * scale, k.transpose(-1, -2))  # (B, H, C, g)
     if plan.pattern.causal and c0 < k.shape[2]:
         i = c0 + torch.arange(qc.shape[2], device=qc.device).unsqueeze(1)
         j = torch.arange(k.shape[2], device=qc.device).unsqueeze(0)
