@@ -182,7 +182,7 @@ class SparseAttention(MultiHeadBase):
             return t * t
         if backend == "flex":
             return sk.flex_pairs(self.sparse_pattern(), t, self.block_size)
-        return sk.blocked_pairs(self.sparse_pattern(), t, self.block_size)
+        return sk.blocked_pairs(self.sparse_pattern(), t, self.block_size, self.num_heads)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         t, d = in_shapes[0]

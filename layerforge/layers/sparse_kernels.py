@@ -26,7 +26,7 @@ from .sparse_patterns import Pattern
 if TYPE_CHECKING:
     import torch
 
-CHUNK_QUERIES = 512  # queries per chunk (rounded to the block unit): bounds the live scores per pass
+CHUNK_SCORES = 2**18  # score entries per sample in one chunk (all heads): bounds what a pass holds at once
 
 
 def _ceil(a: int, b: int) -> int:
@@ -47,6 +47,7 @@ class BlockedPlan:
     pattern: Pattern
     t: int
     block: int
+    heads: int = 1  # the chunk holds about CHUNK_SCORES scores per sample over all heads
 
     @property
     def local_block(self) -> int:
@@ -66,10 +67,12 @@ class BlockedPlan:
 
     @property
     def chunk(self) -> int:
-        unit = self.local_block
+        """Queries per chunk: a multiple of the block (and of the stride), about CHUNK_SCORES scores."""
+        unit, per_query = self.local_block, self.local_keys + min(self.pattern.global_tokens, self.t)
         if self.pattern.kind == "strided":
             unit = unit * self.pattern.stride // math.gcd(unit, self.pattern.stride)
-        return unit * max(1, CHUNK_QUERIES // unit)
+            per_query += _ceil(self.t, self.pattern.stride)
+        return unit * max(1, CHUNK_SCORES // (self.heads * per_query * unit))
 
     def chunks(self) -> list[tuple[int, int]]:
         return [(c0, min(self.t, c0 + self.chunk)) for c0 in range(0, self.t, self.chunk)]
@@ -103,12 +106,13 @@ class BlockedPlan:
         return total
 
 
-def blocked_pairs(pattern: Pattern, t: int, block: int) -> int:
-    """Score entries the blocked kernel computes for one head of a length-t sequence."""
+def blocked_pairs(pattern: Pattern, t: int, block: int, heads: int = 1) -> int:
+    """Score entries the blocked kernel computes per head of a length-t sequence (``heads``: how many the
+    layer has, which sets the chunk size and so the strided group's share)."""
     if pattern.kind == "dilated":
         r, base = pattern.dilation, _residue_pattern(pattern)
-        return sum(BlockedPlan(base, _ceil(t - c, r), block).computed_pairs() for c in range(min(r, t)))
-    return BlockedPlan(pattern, t, block).computed_pairs()
+        return sum(BlockedPlan(base, _ceil(t - c, r), block, heads).computed_pairs() for c in range(min(r, t)))
+    return BlockedPlan(pattern, t, block, heads).computed_pairs()
 
 
 def _residue_pattern(p: Pattern) -> Pattern:
@@ -151,22 +155,35 @@ def _local_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "
     vw = vp.unfold(2, size, b).transpose(-1, -2)  # (B, H, nb, K, dv)
     scores = torch.matmul(q, kw)  # (B, H, nb, b, K)
     fill = _fill(scores.dtype)
-    x = torch.arange(b, device=q.device).unsqueeze(1)  # (b, 1) query offset in its block
-    y = torch.arange(size, device=q.device).unsqueeze(0)  # (1, K) key offset in the block's range
-    if p.kind == "block_local":
-        rel = (x >= y) if p.causal else None  # keys of the own block; causal: the diagonal block's triangle
-    else:  # the window (strided keys beyond it are another group); the same band for every block
-        d = x + left - y  # (b, K): query position − key position
-        rel = (d >= 0) & (d < p.window) if p.causal else d.abs() < p.window
-    if rel is not None and not bool(rel.all()):
-        scores.masked_fill_(~rel, fill)
-    kpos = start + b * torch.arange(nb, device=q.device).unsqueeze(1) + y  # (nb, K) key positions
-    edge = (kpos < p.global_tokens) | (kpos < 0) | (kpos >= plan.t)  # padding, or a global column
-    rows = edge.any(1).nonzero().flatten().tolist()
-    if rows:  # only the first and last blocks: mask their padded keys
+    blocked = _band_blocked(p.kind, p.window, p.causal, b, left, size, str(q.device))
+    if blocked is not None:
+        scores.masked_fill_(blocked, fill)
+    if start < max(p.global_tokens, 0) or stop > plan.t:  # the first / last blocks: padding or global columns
+        y = torch.arange(size, device=q.device)
+        kpos = start + b * torch.arange(nb, device=q.device).unsqueeze(1) + y  # (nb, K) key positions
+        edge = (kpos < max(p.global_tokens, 0)) | (kpos >= plan.t)
+        rows = edge.any(1).nonzero().flatten().tolist()
         sel = slice(rows[0], rows[-1] + 1)
         scores[:, :, sel].masked_fill_(edge[sel].unsqueeze(1), fill)
     return scores, vw, nb * b
+
+
+@cache
+def _band_blocked(kind: str, window: int, causal: bool, b: int, left: int, size: int, device: str) -> "torch.Tensor | None":
+    """The (b, K) pairs of a query block and its key range that the pattern leaves out (None: none).
+
+    The same for every block: query offset x, key offset y, distance x + left − y. block_local reads its
+    own block (causal: the triangle); the others the window (strided keys beyond it are another group)."""
+    import torch
+
+    x = torch.arange(b, device=device).unsqueeze(1)  # (b, 1)
+    y = torch.arange(size, device=device).unsqueeze(0)  # (1, K)
+    if kind == "block_local":
+        keep = x >= y if causal else None
+    else:
+        d = x + left - y
+        keep = (d >= 0) & (d < window) if causal else d.abs() < window
+    return None if keep is None or bool(keep.all()) else ~keep
 
 
 def _strided_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,
@@ -323,11 +340,11 @@ def blocked_attention(q: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", p
         for c in range(r):
             qc, kc, vc = (x[:, :, c::r].contiguous() for x in (q, k, v))
             class_seed = None if seed is None else seed + 7_000_003 * c
-            y = apply(qc, kc, vc, BlockedPlan(base, qc.shape[2], block), scale, dropout, class_seed) if qc.shape[2] \
-                else q.new_zeros(*q.shape[:2], 0, v.shape[-1])
+            plan = BlockedPlan(base, qc.shape[2], block, q.shape[1])
+            y = apply(qc, kc, vc, plan, scale, dropout, class_seed) if qc.shape[2] else q.new_zeros(*q.shape[:2], 0, v.shape[-1])
             outs.append(F.pad(y, (0, 0, 0, n - y.shape[2])))  # (B, H, n, dv)
         return torch.stack(outs, 3).reshape(*q.shape[:2], n * r, -1)[:, :, :t]  # (B, H, T, dv)
-    out = apply(q, k, v, BlockedPlan(pattern, t, block), scale, dropout, seed)
+    out = apply(q, k, v, BlockedPlan(pattern, t, block, q.shape[1]), scale, dropout, seed)
     g = min(pattern.global_tokens, t)
     if g and not pattern.causal:  # global rows attend every key: a small dense attention, g × T
         rows = F.scaled_dot_product_attention(q[:, :, :g], k, v, dropout_p=dropout, scale=scale)

@@ -56,7 +56,7 @@ def outputs_and_grads(module, x):
 @pytest.mark.parametrize("t", [16, 19])  # a multiple of the block size, and not
 @pytest.mark.parametrize("name", list(PATTERNS))
 def test_blocked_equals_masked_reference_outputs_and_gradients(name, t, causal, heads, monkeypatch):
-    monkeypatch.setattr(sk, "CHUNK_QUERIES", 8)  # several chunks, so the chunked backward is exercised
+    monkeypatch.setattr(sk, "CHUNK_SCORES", 1)  # one block per chunk, so the chunked backward is exercised
     torch.manual_seed(0)
     kw = {**PATTERNS[name], "causal": causal, "num_heads": heads, "block_size": BLOCK}
     blocked = make(**kw, backend="blocked").build([(t, 6 * heads)])
@@ -86,9 +86,9 @@ def test_masked_backend_equals_torch_multihead_attention_with_the_pattern_mask(n
 
 def test_default_chunking_on_a_sequence_longer_than_one_chunk():
     torch.manual_seed(0)
-    t = sk.CHUNK_QUERIES + 77
-    q, k, v = (torch.randn(1, 2, t, 8, requires_grad=True) for _ in range(3))
     p = Pattern("strided", 16, True, stride=64)
+    t = sk.BlockedPlan(p, 1000, 64, 2).chunk + 77
+    q, k, v = (torch.randn(1, 2, t, 8, requires_grad=True) for _ in range(3))
     out = sk.blocked_attention(q, k, v, p)
     ref = sk.masked_attention(q, k, v, p)
     g = torch.randn_like(out)
@@ -99,7 +99,7 @@ def test_default_chunking_on_a_sequence_longer_than_one_chunk():
 
 def test_blocked_backward_passes_gradcheck_in_float64_with_dropout(monkeypatch):
     """The backward recomputes each chunk: with a fixed dropout seed it redraws the forward's masks exactly."""
-    monkeypatch.setattr(sk, "CHUNK_QUERIES", 4)
+    monkeypatch.setattr(sk, "CHUNK_SCORES", 1)
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, 2, 9, 3, dtype=torch.float64, requires_grad=True) for _ in range(3))
     plan = sk.BlockedPlan(Pattern("sliding", 3, False, global_tokens=1), 9, 2)
@@ -195,7 +195,7 @@ def test_blocked_flops_by_hand_count_computed_scores_including_masked_ones():
 @pytest.mark.parametrize("causal", [True, False])
 def test_computed_pairs_equal_the_kernels_matmul_flops(name, causal, monkeypatch):
     """FlopCounterMode sees every matmul of the blocked kernel: Q·Kᵀ and A·V cost 2·(d_k + d_v) per score."""
-    monkeypatch.setattr(sk, "CHUNK_QUERIES", 8)
+    monkeypatch.setattr(sk, "CHUNK_SCORES", 1)
     layer = make(**PATTERNS[name], causal=causal, block_size=BLOCK)
     t, heads, dk, dv = 23, 2, 5, 3
     q, k, v = torch.randn(1, heads, t, dk), torch.randn(1, heads, t, dk), torch.randn(1, heads, t, dv)
@@ -227,7 +227,7 @@ def test_blocked_training_memory_at_t_8192_stays_under_a_linear_bound():
             out.backward(torch.ones_like(out))
 
     peak = track(step, "cpu").peak
-    plan = sk.BlockedPlan(pattern, t, 64)
+    plan = sk.BlockedPlan(pattern, t, 64, 1)
     # linear in T: out, its gradient and dq, dk, dv (5 · T · d floats), plus one chunk's work: its scores and
     # their gradients, the gathered keys and values (a dozen chunk × (b + reach) tensors at most), in fp32
     bound = 4 * (5 * t * d + 12 * plan.chunk * plan.local_keys + 12 * plan.chunk * d)
