@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masked-gib", type=float, default=2.0, help="skip the masked reference above this many GiB")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "attention_bench.png")
     args = p.parse_args(argv)
-    lengths = [256, 512] if args.smoke else LENGTHS
+    lengths = [128] if args.smoke else LENGTHS
     results = measure(lengths, 1 if args.smoke else args.rounds, args.masked_gib)
     print()
     print(table(results, lengths, args.masked_gib))

@@ -39,8 +39,13 @@ def _module_class() -> type:
             self._cache: tuple[Any, Any] | None = None  # (key, dense mask or flex BlockMask); not saved
 
         def _cached(self, key: Any, make: Any) -> Any:
+            """The mask for this length and device, made once (outside inference mode, so that a mask
+            first made while predicting can later be saved for backward)."""
+            import torch
+
             if self._cache is None or self._cache[0] != key:
-                self._cache = (key, make())
+                with torch.inference_mode(False):
+                    self._cache = (key, make())
             return self._cache[1]
 
         def attend(self, q, k, v):  # (B, h, T, dk), (B, h, T, dk), (B, h, T, dv) → (B, h, T, dv)

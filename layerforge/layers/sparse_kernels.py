@@ -173,17 +173,19 @@ def _band_blocked(kind: str, window: int, causal: bool, b: int, left: int, size:
     """The (b, K) pairs of a query block and its key range that the pattern leaves out (None: none).
 
     The same for every block: query offset x, key offset y, distance x + left − y. block_local reads its
-    own block (causal: the triangle); the others the window (strided keys beyond it are another group)."""
+    own block (causal: the triangle); the others the window (strided keys beyond it are another group).
+    Made outside inference mode, so a mask first made there can later be saved for backward."""
     import torch
 
-    x = torch.arange(b, device=device).unsqueeze(1)  # (b, 1)
-    y = torch.arange(size, device=device).unsqueeze(0)  # (1, K)
-    if kind == "block_local":
-        keep = x >= y if causal else None
-    else:
-        d = x + left - y
-        keep = (d >= 0) & (d < window) if causal else d.abs() < window
-    return None if keep is None or bool(keep.all()) else ~keep
+    with torch.inference_mode(False):
+        x = torch.arange(b, device=device).unsqueeze(1)  # (b, 1)
+        y = torch.arange(size, device=device).unsqueeze(0)  # (1, K)
+        if kind == "block_local":
+            keep = x >= y if causal else None
+        else:
+            d = x + left - y
+            keep = (d >= 0) & (d < window) if causal else d.abs() < window
+        return None if keep is None or bool(keep.all()) else ~keep
 
 
 def _strided_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "torch.Tensor", c0: int,

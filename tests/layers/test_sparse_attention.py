@@ -278,3 +278,15 @@ def test_flex_backend_off_cuda_is_a_clear_error():
     module = make(window=4, backend="flex").build([(16, 8)])
     with pytest.raises(UsageError, match="CUDA only"):
         module(torch.randn(1, 16, 8))
+
+
+@pytest.mark.parametrize("backend", ["blocked", "masked"])
+def test_training_after_inference_mode_reuses_its_cached_masks(backend):
+    """Masks cached while predicting under torch.inference_mode must still be usable when training."""
+    sk._band_blocked.cache_clear()
+    module = make(window=3, num_heads=2, backend=backend, block_size=4).build([(10, 8)])
+    x = torch.randn(2, 10, 8)
+    with torch.inference_mode():
+        module(x)
+    module(x).sum().backward()
+    assert module.query.weight.grad is not None
