@@ -79,24 +79,23 @@ def _repeat(value: Any, path: KeyPath, marks: Marks) -> tuple[int, list[Issue]]:
     return 1, [marks.locate(path, f"repeat must be a whole number ≥ 1, got {value!r}", "e.g. repeat: 6")]
 
 
-def _local_names(layers: list, block: str) -> list[str]:
+def _auto_name(kind: str, counters: dict[str, int], taken: set[str]) -> str:
+    """The next free <type>_<n> (graph.plan's rule for unnamed layers); records it as taken."""
+    while True:
+        counters[kind] = counters.get(kind, 0) + 1
+        auto = f"{kind}_{counters[kind]}"
+        if auto not in taken:
+            taken.add(auto)
+            return auto
+
+
+def _local_names(layers: list) -> list[str]:
     """Each block layer's local name: its own, or <type>_<n> counted within the block."""
     taken = {x["name"] for x in layers if isinstance(x, dict) and isinstance(x.get("name"), str)}
     counters: dict[str, int] = {}
-    names = []
-    for x in layers:
-        if isinstance(x, dict) and isinstance(x.get("name"), str):
-            names.append(x["name"])
-            continue
-        kind = str(x.get("type", "layer")) if isinstance(x, dict) else "layer"
-        while True:
-            counters[kind] = counters.get(kind, 0) + 1
-            auto = f"{kind}_{counters[kind]}"
-            if auto not in taken:
-                break
-        taken.add(auto)
-        names.append(auto)
-    return names
+    return [x["name"] if isinstance(x, dict) and isinstance(x.get("name"), str)
+            else _auto_name(str(x.get("type", "layer")) if isinstance(x, dict) else "layer", counters, taken)
+            for x in layers]
 
 
 def _expand_use(use: dict, i: int, defs: dict, marks: Marks, out: _Expansion, prev: Any, taken: set[str]) -> None:
@@ -129,7 +128,7 @@ def _expand_use(use: dict, i: int, defs: dict, marks: Marks, out: _Expansion, pr
     if not isinstance(prefix, str) or not prefix or "." in prefix:
         out.issues.append(marks.locate((*at, "name"), f"a block use's name must be a word without '.', got {prefix!r}"))
         return
-    local = _local_names(layers, name)
+    local = _local_names(layers)
     if BLOCK_INPUT in local:
         out.issues.append(marks.locate((*def_path, local.index(BLOCK_INPUT), "name"),
                                        f"'{BLOCK_INPUT}' is reserved inside a block (it reads the block's input)",
@@ -174,16 +173,8 @@ def _layer_names(layers: list, inputs: list[str]) -> list[str | None]:
     for x in layers:
         if not isinstance(x, dict) or not isinstance(x.get("type"), str):
             out.append(None)
-        elif isinstance(x.get("name"), str):
-            out.append(x["name"])
         else:
-            while True:
-                counters[x["type"]] = counters.get(x["type"], 0) + 1
-                auto = f"{x['type']}_{counters[x['type']]}"
-                if auto not in taken:
-                    break
-            taken.add(auto)
-            out.append(auto)
+            out.append(x["name"] if isinstance(x.get("name"), str) else _auto_name(x["type"], counters, taken))
     return out
 
 

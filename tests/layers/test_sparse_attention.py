@@ -290,3 +290,20 @@ def test_training_after_inference_mode_reuses_its_cached_masks(backend):
         module(x)
     module(x).sum().backward()
     assert module.query.weight.grad is not None
+
+
+def test_inspect_shows_attended_beside_computed_pairs(tmp_path, capsys):
+    import json
+
+    from tests.helpers import run_cli, write_spec
+
+    path = write_spec(tmp_path, """
+        model:
+          input_shape: [10, 4]
+          layers:
+            - {type: sparse_attention, window: 3, block_size: 4, name: attn}
+    """)
+    r = run_cli(capsys, "inspect", str(path), "--format", "json")
+    assert json.loads(r.out)["layers"][0]["info"] == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
+    r = run_cli(capsys, "inspect", str(path))
+    assert "attended pairs 27" in r.out and "computed pairs 72" in r.out
