@@ -1,8 +1,9 @@
 """Sparse self-attention that is computed sparsely: sliding, dilated, strided and block-local patterns
 (with global tokens), on a blocked O(T·w) kernel, a dense masked reference, or flex_attention on CUDA.
 
-The patterns live in :mod:`.sparse_patterns`, the kernels in :mod:`.sparse_kernels`; this file is the
-layer type: its parameters, shapes, FLOPs (the work the chosen backend really does) and module.
+The patterns live in :mod:`.sparse_patterns`, the kernels in :mod:`.sparse_kernels` (blocked, masked) and
+:mod:`.sparse_flex`; this file is the layer type: its parameters, shapes, FLOPs (the work the chosen
+backend really does) and module.
 """
 from __future__ import annotations
 
@@ -57,14 +58,16 @@ def _module_class() -> type:
                 mask = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))
                 return sk.masked_attention(q, k, v, self.pattern, dropout=p, mask=mask)
             if self.backend == "flex":
+                from . import sparse_flex as sf
+
                 if p:
                     from ..errors import UsageError
 
                     raise UsageError("sparse_attention backend 'flex' has no attention dropout",
                                      hint="set dropout: 0, or use backend: blocked")
-                mask = self._cached(("flex", t, dev), lambda: sk.flex_block_mask(self.pattern, t, self.block, dev)) \
+                mask = self._cached(("flex", t, dev), lambda: sf.flex_block_mask(self.pattern, t, self.block, dev)) \
                     if dev.type == "cuda" else None
-                return sk.flex_attention_fused(q, k, v, self.pattern, block=self.block, mask=mask)
+                return sf.flex_attention_fused(q, k, v, self.pattern, block=self.block, mask=mask)
             return sk.blocked_attention(q, k, v, self.pattern, block=self.block, dropout=p)
 
     return SparseMultiHeadAttention
@@ -180,14 +183,14 @@ class SparseAttention(MultiHeadBase):
 
     def computed_pairs(self, t: int) -> int:
         """Score entries per head the backend computes for a length-t input (padding and masked included)."""
-        from . import sparse_kernels as sk
+        from . import sparse_flex, sparse_kernels
 
         backend = self.resolved_backend
         if backend == "masked":
             return t * t
         if backend == "flex":
-            return sk.flex_pairs(self.sparse_pattern(), t, self.block_size)
-        return sk.blocked_pairs(self.sparse_pattern(), t, self.block_size, self.num_heads)
+            return sparse_flex.flex_pairs(self.sparse_pattern(), t, self.block_size)
+        return sparse_kernels.blocked_pairs(self.sparse_pattern(), t, self.block_size, self.num_heads)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         t, d = in_shapes[0]

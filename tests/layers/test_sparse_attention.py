@@ -13,6 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import layerforge.layers.sparse_kernels as sk
+from layerforge.layers.sparse_flex import block_layout
 from layerforge.errors import ShapeError
 from layerforge.layers import get_layer_type
 from layerforge.layers.sparse_attention import sparse_mask, sparse_pairs
@@ -249,7 +250,7 @@ def test_flex_block_layout_lists_exactly_the_blocks_the_dense_mask_touches(name,
     real[:t, :t] = True
     blocks = padded.view(nb, b, nb, b).permute(0, 2, 1, 3).flatten(2)
     real_blocks = real.view(nb, b, nb, b).permute(0, 2, 1, 3).flatten(2)
-    touched, full = sk.block_layout(p, t, b)
+    touched, full = block_layout(p, t, b)
     assert torch.equal(touched, blocks.any(-1))
     assert torch.equal(full, (blocks | ~real_blocks).all(-1))
 
