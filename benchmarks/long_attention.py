@@ -7,6 +7,7 @@ masked reference is skipped where its T×T tensors would need more than --masked
 markdown table of docs/attention.md and writes the log-log plot.
 
     nice python benchmarks/long_attention.py                        # the full run (~10 minutes on 2 cores)
+    nice python benchmarks/long_attention.py --threads 1            # on a machine shared with other jobs
     python benchmarks/long_attention.py --smoke                     # a quick check (no claims)
 """
 from __future__ import annotations
@@ -189,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (medians)")
     p.add_argument("--masked-gib", type=float, default=2.0, help="skip the masked reference above this many GiB")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "attention_bench.png")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     lengths = [128] if args.smoke else LENGTHS
     results = measure(lengths, 1 if args.smoke else args.rounds, args.masked_gib)
     print()

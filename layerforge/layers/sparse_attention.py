@@ -87,7 +87,7 @@ class SparseAttention(MultiHeadBase):
     attention. The diagonal is always attended, so every row has a key. Causal example, window 3,
     stride 4: step 9 sees 9, 8, 7 (local) and 5, 1 (strided).
 
-    Backends: `blocked` (what `auto` picks) cuts the queries into blocks of `block_size`, gathers for
+    Backends: `blocked` (what `auto` picks) cuts the queries into blocks of `block_size` b, gathers for
     each block only the keys its pattern can reach (a view of one contiguous range; strided keys and global
     columns as separate small groups), masks inside that band, and recomputes chunk by chunk in the
     backward pass: time and memory grow as T·(w + b), no T×T tensor or mask exists in either pass.
@@ -130,8 +130,9 @@ class SparseAttention(MultiHeadBase):
         default=0, ge=0, description="sliding, block_local: the first g positions attend and are attended by all."
     )
     causal: bool = Field(default=True, description="Attend only to the current and earlier steps (j ≤ i).")
-    block_size: PositiveInt = Field(
-        default=64, description="Queries per block of the blocked and flex kernels (block_local: the window)."
+    block_size: PositiveInt | None = Field(
+        default=None, description="Queries per block of the blocked and flex kernels (default: the window rounded "
+                                  "up to a multiple of 16, at most 64; blocked block_local: the window)."
     )
     backend: Backend = Field(
         default="auto", description="auto (= blocked), blocked (O(T·w)), masked (dense T×T reference) or flex (CUDA)."
@@ -154,9 +155,15 @@ class SparseAttention(MultiHeadBase):
             raise ValueError(f"dilation only applies to pattern dilated, not {self.pattern}")
         if self.global_tokens and self.pattern not in GLOBAL_PATTERNS:
             raise ValueError(f"global_tokens applies to patterns {' and '.join(GLOBAL_PATTERNS)}, not {self.pattern}")
-        if self.backend == "flex" and self.block_size % 16:
+        if self.backend == "flex" and self.block % 16:
             raise ValueError(f"backend flex needs block_size a multiple of 16, got {self.block_size}")
         return self
+
+    @property
+    def block(self) -> int:
+        """The block size used: block_size, or the window rounded up to a multiple of 16, at most 64
+        (small windows get small blocks, so little of each block's key range is masked)."""
+        return self.block_size or min(64, 16 * -(-self.window // 16))
 
     def sparse_pattern(self) -> Pattern:
         return Pattern(self.pattern, self.window, self.causal, stride=self.stride, dilation=self.dilation,
@@ -175,7 +182,7 @@ class SparseAttention(MultiHeadBase):
         _, d = in_shapes[0]
         key_dim, value_dim = self.head_dims(d)
         return _module_class()(d, self.num_heads, key_dim, value_dim, self.use_bias, self.dropout,
-                               self.sparse_pattern(), self.resolved_backend, self.block_size)
+                               self.sparse_pattern(), self.resolved_backend, self.block)
 
     def pairs(self, t: int) -> int:
         """Attended (query, key) pairs per head for a length-t input (the pattern's own count)."""
@@ -189,8 +196,8 @@ class SparseAttention(MultiHeadBase):
         if backend == "masked":
             return t * t
         if backend == "flex":
-            return sparse_flex.flex_pairs(self.sparse_pattern(), t, self.block_size)
-        return sparse_kernels.blocked_pairs(self.sparse_pattern(), t, self.block_size, self.num_heads)
+            return sparse_flex.flex_pairs(self.sparse_pattern(), t, self.block)
+        return sparse_kernels.blocked_pairs(self.sparse_pattern(), t, self.block, self.num_heads)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         t, d = in_shapes[0]

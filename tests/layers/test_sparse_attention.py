@@ -210,6 +210,9 @@ def test_sliding_window_does_linear_work():
     per_query = [layer.computed_pairs(t) / t for t in (4096, 8192, 16384)]
     assert per_query[0] == per_query[1] == per_query[2] == 64 + 255  # one block plus the reach, per query
     assert make(window=256, backend="masked").computed_pairs(16384) == 16384 ** 2
+    # small windows get small blocks (less of each block's key range is masked): 16 per query block for w = 8
+    assert [make(window=w).block for w in (8, 40, 256)] == [16, 48, 64]
+    assert make(window=8).computed_pairs(1024) == 1024 * (16 + 7)
 
 
 # --- memory: linear in T, never T×T ----------------------------------------------------------------------
