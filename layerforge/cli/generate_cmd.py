@@ -34,8 +34,8 @@ def generate(
         return
     for note in result.notes:
         console.print(f"note: {note}", style="dim", markup=False)
-    console.print(result.prompt, style="bold", end="", markup=False)
-    console.print(result.text, markup=False)
+    console.print(result.prompt, style="bold", end="", markup=False, soft_wrap=True)  # the text as it is,
+    console.print(result.text, markup=False, soft_wrap=True)  # never re-wrapped to the terminal's width
     k = f", top-k {result.top_k}" if result.top_k else ""
     console.print(f"({result.tokens} characters, temperature {result.temperature:g}{k}, seed {result.seed}, "
                   f"{result.checkpoint} checkpoint)", style="dim", markup=False)
