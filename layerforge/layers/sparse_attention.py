@@ -19,6 +19,16 @@ from .sparse_patterns import GLOBAL_PATTERNS, Pattern, sparse_pairs  # noqa: F40
 Backend = Literal["auto", "blocked", "flex", "masked"]
 
 
+def choose_backend(backend: str, pattern: Pattern, t: int, block: int, heads: int) -> str:
+    """The backend that runs: ``auto`` is ``blocked`` unless that would compute at least half of the T² scores
+    of dense attention (short sequences), where the masked dense kernel is faster and its mask small."""
+    if backend != "auto":
+        return backend
+    from .sparse_kernels import blocked_pairs
+
+    return "masked" if 2 * blocked_pairs(pattern, t, block, heads) >= t * t else "blocked"
+
+
 def sparse_mask(tq: int, tk: int, device: Any = None, *, window: int, stride: int | None, causal: bool):
     """Bool (Tq, Tk) mask of the sliding window (plus every stride-th step when ``stride`` is given),
     True where query i attends key j."""
@@ -54,10 +64,11 @@ def _module_class() -> type:
 
             p = self.dropout if self.training else 0.0
             t, dev = q.shape[2], q.device
-            if self.backend == "masked":
+            backend = choose_backend(self.backend, self.pattern, t, self.block, self.heads)
+            if backend == "masked":
                 mask = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))
                 return sk.masked_attention(q, k, v, self.pattern, dropout=p, mask=mask)
-            if self.backend == "flex":
+            if backend == "flex":
                 from . import sparse_flex as sf
 
                 if p:
@@ -87,12 +98,14 @@ class SparseAttention(MultiHeadBase):
     attention. The diagonal is always attended, so every row has a key. Causal example, window 3,
     stride 4: step 9 sees 9, 8, 7 (local) and 5, 1 (strided).
 
-    Backends: `blocked` (what `auto` picks) cuts the queries into blocks of `block_size` b, gathers for
-    each block only the keys its pattern can reach (a view of one contiguous range; strided keys and global
-    columns as separate small groups), masks inside that band, and recomputes chunk by chunk in the
-    backward pass: time and memory grow as T·(w + b), no T×T tensor or mask exists in either pass.
-    `masked` is the dense reference (SDPA with a T×T boolean mask: T² time and memory). `flex` is
-    `torch.compile(flex_attention)` with a block mask built from block indices (CUDA only, no dropout).
+    Backends: `blocked` cuts the queries into blocks of `block_size` b, gathers for each block only the keys
+    its pattern can reach (a view of one contiguous range; strided keys and global columns as separate small
+    groups), masks inside that band, and recomputes chunk by chunk in the backward pass: time and memory
+    grow as T·(w + b), no T×T tensor or mask exists in either pass. `masked` is the dense reference (SDPA
+    with a T×T boolean mask: T² time and memory). `auto` runs `blocked`, unless that would compute at least
+    half of dense attention's T² scores (short sequences, where the dense kernel is faster and its mask
+    small): then `masked`. `flex` is `torch.compile(flex_attention)` with a block mask built from block
+    indices (CUDA only, no dropout).
 
     **Shapes.** input (T, D) → output (T, D). Parameters as `multi_head_attention` with out = D:
     2·D·h·d_k + 2·D·h·d_v (+ 2·h·d_k + h·d_v + D biases).
@@ -135,7 +148,8 @@ class SparseAttention(MultiHeadBase):
                                   "up to a multiple of 16, at most 64; blocked block_local: the window)."
     )
     backend: Backend = Field(
-        default="auto", description="auto (= blocked), blocked (O(T·w)), masked (dense T×T reference) or flex (CUDA)."
+        default="auto", description="auto (blocked, or masked where blocked would do at least half the dense work), "
+                                    "blocked (O(T·w)), masked (dense T×T reference) or flex (CUDA)."
     )
 
     @model_validator(mode="before")
@@ -169,9 +183,9 @@ class SparseAttention(MultiHeadBase):
         return Pattern(self.pattern, self.window, self.causal, stride=self.stride, dilation=self.dilation,
                        global_tokens=self.global_tokens)
 
-    @property
-    def resolved_backend(self) -> str:
-        return "blocked" if self.backend == "auto" else self.backend
+    def backend_for(self, t: int) -> str:
+        """The backend that runs for a length-t input (see :func:`choose_backend`)."""
+        return choose_backend(self.backend, self.sparse_pattern(), t, self.block, self.num_heads)
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         t, d = sequence(self, in_shapes[0])
@@ -182,7 +196,7 @@ class SparseAttention(MultiHeadBase):
         _, d = in_shapes[0]
         key_dim, value_dim = self.head_dims(d)
         return _module_class()(d, self.num_heads, key_dim, value_dim, self.use_bias, self.dropout,
-                               self.sparse_pattern(), self.resolved_backend, self.block)
+                               self.sparse_pattern(), self.backend, self.block)
 
     def pairs(self, t: int) -> int:
         """Attended (query, key) pairs per head for a length-t input (the pattern's own count)."""
@@ -192,7 +206,7 @@ class SparseAttention(MultiHeadBase):
         """Score entries per head the backend computes for a length-t input (padding and masked included)."""
         from . import sparse_flex, sparse_kernels
 
-        backend = self.resolved_backend
+        backend = self.backend_for(t)
         if backend == "masked":
             return t * t
         if backend == "flex":
@@ -207,4 +221,4 @@ class SparseAttention(MultiHeadBase):
 
     def info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
         t = in_shapes[0][0]
-        return {"backend": self.resolved_backend, "attended_pairs": self.pairs(t), "computed_pairs": self.computed_pairs(t)}
+        return {"backend": self.backend_for(t), "attended_pairs": self.pairs(t), "computed_pairs": self.computed_pairs(t)}

@@ -185,7 +185,7 @@ def test_sparse_attention_needs_a_sequence():
 def test_blocked_flops_by_hand_count_computed_scores_including_masked_ones():
     # T=10, D=4, h=1, window 3 causal, block 4: 3 query blocks × 4 queries × (4 + 2) keys = 72 computed scores;
     # attended: 1 + 2 + 3·8 = 27. Projections 4·(2·10·4·4 + 10·4) = 1440; per score 2·4 + 1 + 3 + 2·4 = 20.
-    layer = make(window=3, block_size=4)
+    layer = make(window=3, block_size=4, backend="blocked")
     assert layer.pairs(10) == 27 and layer.computed_pairs(10) == 72
     assert layer.flops([(10, 4)], (10, 4)) == 1440 + 72 * 20
     assert make(window=3, block_size=4, backend="masked").flops([(10, 4)], (10, 4)) == 1440 + 100 * 20
@@ -197,12 +197,20 @@ def test_blocked_flops_by_hand_count_computed_scores_including_masked_ones():
 def test_computed_pairs_equal_the_kernels_matmul_flops(name, causal, monkeypatch):
     """FlopCounterMode sees every matmul of the blocked kernel: Q·Kᵀ and A·V cost 2·(d_k + d_v) per score."""
     monkeypatch.setattr(sk, "CHUNK_SCORES", 1)
-    layer = make(**PATTERNS[name], causal=causal, block_size=BLOCK)
+    layer = make(**PATTERNS[name], causal=causal, block_size=BLOCK, backend="blocked")
     t, heads, dk, dv = 23, 2, 5, 3
     q, k, v = torch.randn(1, heads, t, dk), torch.randn(1, heads, t, dk), torch.randn(1, heads, t, dv)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:  # global rows use SDPA
         sk.blocked_attention(q, k, v, layer.sparse_pattern(), block=BLOCK)
     assert counter.get_total_flops() == heads * layer.computed_pairs(t) * 2 * (dk + dv)
+
+
+def test_auto_runs_blocked_unless_it_would_do_half_the_dense_work():
+    layer = make(window=256)  # 64 + 255 scores per query on the blocked kernel
+    assert [layer.backend_for(t) for t in (512, 638, 639, 1024, 16384)] == ["masked"] * 2 + ["blocked"] * 3
+    assert layer.computed_pairs(512) == 512 * 512 and layer.computed_pairs(1024) == 1024 * 319
+    assert make(window=4).backend_for(8) == "masked" and make(window=8).backend_for(1024) == "blocked"
+    assert make(window=256, backend="blocked").backend_for(512) == "blocked"
 
 
 def test_sliding_window_does_linear_work():
@@ -305,7 +313,7 @@ def test_inspect_shows_attended_beside_computed_pairs(tmp_path, capsys):
         model:
           input_shape: [10, 4]
           layers:
-            - {type: sparse_attention, window: 3, block_size: 4, name: attn}
+            - {type: sparse_attention, window: 3, block_size: 4, backend: blocked, name: attn}
     """)
     r = run_cli(capsys, "inspect", str(path), "--format", "json")
     assert json.loads(r.out)["layers"][0]["info"] == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
