@@ -117,6 +117,15 @@ def predict(run_dir: Any, inputs: Any, output: Any = None, probabilities: bool =
     return _predict(run_dir, inputs, output=output, probabilities=probabilities, **kwargs)
 
 
+def generate(run_dir: Any, prompt: str, tokens: int = 200, **kwargs: Any):
+    """Continue ``prompt`` with a trained character language model; returns a GenerateResult (``text``, the
+    ``seed`` used, notes). Keyword arguments: ``temperature`` (0 = greedy), ``top_k``, ``seed``,
+    ``checkpoint``, ``device``, ``plugins``; see :func:`layerforge.engine.generate.generate`."""
+    from .engine.generate import generate as _generate
+
+    return _generate(run_dir, prompt, tokens=tokens, **kwargs)
+
+
 def profile(configs: Any, **kwargs: Any):
     """Profile one config or several side by side (params, FLOPs, latency, throughput, memory).
 
@@ -133,6 +142,6 @@ def profile(configs: Any, **kwargs: Any):
 
 __all__ = [
     "CheckpointError", "DataError", "LayerSpec", "LayerforgeError", "LayerforgeWarning", "Spec", "SpecError",
-    "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "load_spec", "predict", "profile",
-    "register", "registry", "spec_from_dict", "spike_report", "summarize", "train", "validate",
+    "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate", "generate", "load_spec", "predict",
+    "profile", "register", "registry", "spec_from_dict", "spike_report", "summarize", "train", "validate",
 ]

@@ -59,6 +59,7 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     raw = apply_overrides(raw, list(overrides or []), marks)
     files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])])
     spec = validate_mapping(raw, marks)
+    marks = spec.marks  # they also locate the layers of expanded blocks at their definitions
     spec._plugin_files = files
     spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
     graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(), marks.locate)

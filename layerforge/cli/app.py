@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import (evaluate_cmd, inspect_cmd, layers_cmd, predict_cmd, profile_cmd, runs_cmd, schema_cmd, train_cmd,
-               validate_cmd)
+from . import (evaluate_cmd, generate_cmd, inspect_cmd, layers_cmd, predict_cmd, profile_cmd, runs_cmd, schema_cmd,
+               train_cmd, validate_cmd)
 
 app = typer.Typer(
     name="layerforge",
@@ -47,8 +47,8 @@ def root(
 
 
 # Order here is the order in --help.
-for module in (train_cmd, evaluate_cmd, predict_cmd, runs_cmd, profile_cmd, inspect_cmd, validate_cmd, layers_cmd,
-               schema_cmd):
+for module in (train_cmd, evaluate_cmd, predict_cmd, generate_cmd, runs_cmd, profile_cmd, inspect_cmd, validate_cmd,
+               layers_cmd, schema_cmd):
     module.register(app)
 
 
