@@ -189,7 +189,7 @@ def test_blocked_flops_by_hand_count_computed_scores_including_masked_ones():
     assert layer.pairs(10) == 27 and layer.computed_pairs(10) == 72
     assert layer.flops([(10, 4)], (10, 4)) == 1440 + 72 * 20
     assert make(window=3, block_size=4, backend="masked").flops([(10, 4)], (10, 4)) == 1440 + 100 * 20
-    assert layer.info([(10, 4)], (10, 4)) == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
+    assert layer.extra_info([(10, 4)], (10, 4)) == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
 
 
 @pytest.mark.parametrize("name", list(PATTERNS))
@@ -318,4 +318,4 @@ def test_inspect_shows_attended_beside_computed_pairs(tmp_path, capsys):
     r = run_cli(capsys, "inspect", str(path), "--format", "json")
     assert json.loads(r.out)["layers"][0]["info"] == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
     r = run_cli(capsys, "inspect", str(path))
-    assert "attended pairs 27" in r.out and "computed pairs 72" in r.out
+    assert "attended pairs: 27" in r.out and "computed pairs: 72" in r.out  # format_info, as extra_info is shown

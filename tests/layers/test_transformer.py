@@ -73,7 +73,7 @@ def test_transformer_block_parameters_and_flops_by_hand():
 def test_transformer_block_shows_its_sparse_attention_pairs():
     layer = make(attention={"type": "sparse_attention", "window": 3, "block_size": 4, "num_heads": 1,
                             "backend": "blocked"})
-    assert layer.info([(10, 4)], (10, 4)) == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
+    assert layer.extra_info([(10, 4)], (10, 4)) == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
 
 
 def test_errors_inside_the_nested_attention_are_located(tmp_path):
