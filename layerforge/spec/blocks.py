@@ -255,6 +255,21 @@ def _resolve(out: _Expansion, input_names: list[str]) -> None:
                            for r in x["inputs"]]
 
 
+def merge_repeats(issues: list[Issue]) -> list[Issue]:
+    """One issue per problem: the repetitions of a block share their definition's lines, so the same
+    message at the same place comes once, its layer label naming how many more repetitions have it."""
+    seen: dict[tuple, list] = {}
+    for issue in issues:
+        key = (issue.file, issue.line, issue.column, issue.path, issue.message, issue.hint, issue.origin)
+        seen.setdefault(key, []).append(issue)
+    out = []
+    for first, *rest in seen.values():
+        if rest and first.layer:
+            first.layer += f" and {len(rest)} more repetition{'s' if len(rest) > 1 else ''}"
+        out.append(first)
+    return out
+
+
 def block_use_schema() -> dict[str, Any]:
     """JSON Schema of a ``{block: name, ...}`` item in ``model.layers`` (for editors)."""
     return {"type": "object", "title": "block use", "required": ["block"], "additionalProperties": False,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import Issue, KeyPath, SpecError
 from ..layers.registry import LayerSpec, registry
 from ..text import suggest
-from .blocks import expand_blocks
+from .blocks import expand_blocks, merge_repeats
 from .loader import Marks
 from .schema import Spec
 
@@ -142,7 +142,7 @@ def validate_mapping(raw: Any, marks: Marks) -> Spec:
             if layer is not None:
                 layers.append(layer)
     if issues or spec is None:
-        raise SpecError(issues)
+        raise SpecError(merge_repeats(issues))
     spec.model.layers = layers
     spec._source = marks.file
     spec._raw = original
