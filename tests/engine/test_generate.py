@@ -51,7 +51,7 @@ def test_greedy_generation_takes_the_models_argmax_after_the_prompt(runs):
 
 def test_the_same_seed_repeats_and_top_k_one_is_greedy(runs):
     a = generate(runs[True], "The ", tokens=8, seed=3)
-    assert generate(runs[True], "The ", tokens=8, seed=3).text == a.text and len(a.text) == 8
+    assert lf.generate(runs[True], "The ", tokens=8, seed=3).text == a.text and len(a.text) == 8  # the facade
     assert generate(runs[True], "The ", tokens=8, top_k=1, seed=9).text == generate(runs[True], "The ", tokens=8,
                                                                                     temperature=0).text
 
@@ -80,6 +80,8 @@ def test_generate_errors_are_clear(runs, tmp_path, capsys):
         generate(runs[True], "", tokens=2)
     r = run_cli(capsys, "generate", str(runs[True]), "--prompt", "A", "--tokens", "-1")
     assert r.code == 2
+    r = run_cli(capsys, "generate", str(tmp_path / "nowhere"), "--prompt", "A")
+    assert r.code == 2 and "no run directory" in r.err and "Traceback" not in r.err
 
 
 def test_generate_cli_prints_the_prompt_the_text_and_the_seed(runs, capsys):
