@@ -69,7 +69,7 @@ def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...], s
         k = shapes[2] if len(shapes) > 2 else v
         h, (dk, dv) = layer.num_heads, layer.head_dims(q[1])
         proj = 2 * (q[0] * q[1] * h * dk + k[0] * k[1] * h * dk + v[0] * v[1] * h * dv + q[0] * h * dv * out[-1])
-        pairs = layer.pairs(q[0]) if t == "sparse_attention" else q[0] * v[0]
+        pairs = layer.computed_pairs(q[0]) if t == "sparse_attention" else q[0] * v[0]
         return proj + h * pairs * (2 * dk + 2 * dv)
     if t == "tt_dense":
         from layerforge.layers.tensor_train import tt_flops_per_position
@@ -80,6 +80,9 @@ def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...], s
 
         parts = circuit_flops(layer.qubits, layer.layers, shapes[0][-1], layer.encoding, layer.rotation, layer.measure)
         return prod(shapes[0][:-1]) * (parts["gates"] + parts["expectations"])
+    if t == "transformer_block":  # its attention, then the two feed-forward matmuls
+        steps, d = shapes[0]
+        return lf_matmul(layer.attention, shapes, out) + 2 * 2 * steps * d * (layer.ffn_dim or 4 * d)
     return 0  # no matmul or convolution in the formula (pooling, norms, activations, merges, reshapes, ...)
 
 

@@ -151,6 +151,15 @@ def export_run(run_dir: Any, format: str = "onnx", **kwargs: Any) -> "ExportResu
     return _export_run(run_dir, format, **kwargs)
 
 
+def generate(run_dir: Any, prompt: str, tokens: int = 200, **kwargs: Any):
+    """Continue ``prompt`` with a trained character language model; returns a GenerateResult (``text``, the
+    ``seed`` used, notes). Keyword arguments: ``temperature`` (0 = greedy), ``top_k``, ``seed``,
+    ``checkpoint``, ``device``, ``plugins``; see :func:`layerforge.engine.generate.generate`."""
+    from .engine.generate import generate as _generate
+
+    return _generate(run_dir, prompt, tokens=tokens, **kwargs)
+
+
 def profile(configs: Any, **kwargs: Any):
     """Profile one config or several side by side (params, FLOPs, latency, throughput, memory).
 
@@ -187,6 +196,6 @@ def search(spec: Any, *, overrides: list[str] | None = None, plugins: list[str] 
 __all__ = [
     "CheckpointError", "DataError", "ExportError", "LayerSpec", "LayerforgeError", "LayerforgeWarning",
     "MissingExtraError", "Spec", "SpecError", "SpecWarning", "TrainingError", "__version__", "build_model", "evaluate",
-    "export_run", "load_model", "load_run", "load_spec", "predict", "profile", "register", "registry", "search",
-    "spec_from_dict", "spike_report", "summarize", "train", "validate",
+    "export_run", "generate", "load_model", "load_run", "load_spec", "predict", "profile", "register", "registry",
+    "search", "spec_from_dict", "spike_report", "summarize", "train", "validate",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from .errors import DataError, Issue, ShapeError, SpecError, SpecWarning
 from .graph import BuildRefused, Graph, build_module, param_counts, plan, reserved_names
+from .spec.blocks import merge_repeats
 from .spec.loader import Marks, apply_overrides, load_yaml
 from .spec.schema import Spec
 from .spec.validate import validate_mapping
@@ -67,11 +68,12 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     raw = apply_overrides(raw, list(overrides or []), marks)
     files = load_plugins(raw, marks, [*inherited_plugins, *(plugins or [])], trust=trust_plugins, pinned=pinned_plugins)
     spec = validate_mapping(raw, marks)
+    marks = spec.marks  # they also locate the layers of expanded blocks at their definitions
     spec._plugin_files = files
     spec._base_dir = Path(base_dir).resolve() if base_dir is not None else inherited_base
     graph, errs = plan(spec.model.input_shapes(), spec.model.layers, spec.model.output_names(), marks.locate)
     if errs or graph is None:
-        raise SpecError(errs)
+        raise SpecError(merge_repeats(errs))
     check_layer_names(graph, marks)
     check_model_size(graph, marks)
     if train_rules:

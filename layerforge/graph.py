@@ -240,6 +240,8 @@ def graph_module_class() -> type:
     one lazy-torch idiom for classes: a ``functools.cache``d factory, as in the layer families)."""
     from torch import nn
 
+    from .module_tree import layer_dict
+
     class _GraphModule(nn.Module):
         """The model built from a spec: one submodule per layer, run in the graph's order."""
 
@@ -247,7 +249,7 @@ def graph_module_class() -> type:
             super().__init__()
             self.graph = graph
             self.input_names = list(graph.inputs)
-            self.layers = nn.ModuleDict(modules)
+            self.layers = layer_dict(modules)  # flat by name; block layers (enc.0.attn) nested, see module_tree
             # Steps: (name, module, input names, names whose last use this is: freed after the step).
             last_use: dict[str, str] = {}
             for n in graph.nodes:

@@ -65,3 +65,17 @@ def human_count(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.2f}{unit}"
     return str(int(n))
+
+
+def format_info(info: dict[str, object]) -> str:
+    """A layer's ``extra_info`` as one short line, as ``inspect`` and ``profile`` show it: ``key: value``
+    pairs joined by '; ' (whole numbers with thousands separators, a list as its items, a compression
+    ratio with ×): ``backend: blocked; attended pairs: 27; computed pairs: 72``."""
+    def fmt(key: str, value: object) -> str:
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return f"{value}×" if key == "compression" else str(value)
+
+    return "; ".join(f"{k.replace('_', ' ')}: {fmt(k, v)}" for k, v in info.items())

@@ -34,6 +34,7 @@ class LayerProfile:
     intensity: float | None  # FLOP per byte
     bound: str | None  # "memory" | "compute" | None (uncounted)
     efficiency: float | None  # achieved GFLOP/s ÷ roofline-attainable GFLOP/s
+    info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra_info (per sample)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

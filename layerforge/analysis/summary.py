@@ -22,7 +22,7 @@ class LayerRow:
     trainable_params: int
     flops: int | None  # forward FLOPs for the whole batch; None = uncounted
     backward_flops: int | None
-    info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra_info (e.g. a compression ratio)
+    info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra_info (per sample; e.g. a compression ratio)
     steps: int = 1  # spiking: time steps T folded into the output's batch axis (output_shape[0] = batch·T)
 
 

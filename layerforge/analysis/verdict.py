@@ -44,7 +44,8 @@ def layer_profile(node: Node, batch: int, params: int, times: LayerTimes, machin
     if bflops is not None and times.backward is not None and times.backward.median > 0:
         bg = bflops / times.backward.median / 1e9
     return LayerProfile(node.name, node.layer.type, params, flops, bflops, times.forward, times.forward_train,
-                        times.backward, 0.0, gflops, bg, nbytes, intensity, bound, eff)
+                        times.backward, 0.0, gflops, bg, nbytes, intensity, bound, eff,
+                        node.layer.extra_info(node.in_shapes, node.out_shape))
 
 
 def layer_time(lp: LayerProfile, train: bool) -> float:

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import (evaluate_cmd, export_cmd, inspect_cmd, layers_cmd, predict_cmd, profile_cmd, runs_cmd, schema_cmd,
-               search_cmd,
+from . import (evaluate_cmd, export_cmd, generate_cmd, inspect_cmd, layers_cmd, predict_cmd, profile_cmd, runs_cmd,
+               schema_cmd, search_cmd,
                train_cmd, validate_cmd)
 
 app = typer.Typer(
@@ -50,8 +50,8 @@ def root(
 
 
 # Order here is the order in --help.
-for module in (train_cmd, evaluate_cmd, predict_cmd, export_cmd, runs_cmd, search_cmd, profile_cmd, inspect_cmd,
-               validate_cmd,
+for module in (train_cmd, evaluate_cmd, predict_cmd, generate_cmd, export_cmd, runs_cmd, search_cmd, profile_cmd,
+               inspect_cmd, validate_cmd,
                layers_cmd, schema_cmd):
     module.register(app)
 

@@ -83,7 +83,7 @@ def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str]
 def _table(s, graph) -> None:
     from rich.table import Table
 
-    from ..text import human_bytes, human_count
+    from ..text import format_info, human_bytes, human_count
     from .render import console
 
     multi = any(len(r.inputs) > 1 for r in s.layers) or len(s.input_shape) > 1 or not _is_chain(s)
@@ -108,7 +108,7 @@ def _table(s, graph) -> None:
         params = f"{r.params:,}" + ("" if r.params == r.trainable_params else f" ({r.params - r.trainable_params:,} frozen)")
         flops = "uncounted" if r.flops is None else human_count(r.flops)
         row = ([f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape)]
-               + ([str(r.steps)] if steps else []) + [params, flops] + ([_info(r.info)] if info else []))
+               + ([str(r.steps)] if steps else []) + [params, flops] + ([format_info(r.info)] if info else []))
         t.add_row(*row)
     console.print(t)
     console.print(f"Total params: {s.total_params:,}  ({human_bytes(s.param_bytes)} with buffers, fp32)")
@@ -117,18 +117,6 @@ def _table(s, graph) -> None:
     console.print(f"Forward FLOPs (batch {s.batch_size}): {human_count(s.flops)} ({s.flops:,})"
                   + (f"  — uncounted layers: {', '.join(s.uncounted)}" if s.uncounted else ""))
     console.print(f"Activation memory (batch {s.batch_size}, fp32): {human_bytes(s.activation_bytes)}")
-
-
-def _info(info: dict) -> str:
-    """A layer type's extra_info as 'key: value' pairs (integers with thousands separators, a ratio with ×)."""
-    def fmt(k: str, v: object) -> str:
-        if isinstance(v, list):
-            return ", ".join(map(str, v))
-        if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:,}"
-        return f"{v}×" if k == "compression" else str(v)
-
-    return "; ".join(f"{k.replace('_', ' ')}: {fmt(k, v)}" for k, v in info.items())
 
 
 def _is_chain(s) -> bool:

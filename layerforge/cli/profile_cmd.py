@@ -208,7 +208,7 @@ def _render_config(cfg: "ConfigProfile") -> None:
 
 
 def _render_layers(b: "BatchProfile") -> None:
-    from ..text import human_count
+    from ..text import format_info, human_count
     from .render import simple_table
 
     console = _console()
@@ -226,6 +226,9 @@ def _render_layers(b: "BatchProfile") -> None:
     console.print(simple_table(f"Layers at batch {b.batch_size} (Share: {share}; Bound: roofline, % of attainable)",
                                ["Layer (type)", "Params", "FLOPs fwd", "FLOPs bwd", "Fwd", "Bwd", "Share",
                                 "GFLOP/s", "FLOP/B", "Bound"], rows, right={1, 2, 3, 4, 5, 6, 7, 8}))
+    for lp in b.layers:
+        if lp.info:
+            console.print(f"  {escape(lp.name)}: {escape(format_info(lp.info))} (per sample)")
     for chk in b.checks:
         console.print(f"  {'[green]✓[/]' if chk.ok else '[yellow]![/]'} {chk.mode}: {escape(chk.note)}")
 

@@ -44,21 +44,39 @@ def _read_images(path: Path, where: str, meta: dict[str, Any]) -> RawData:
     return read_image_folder(path, where, path, size, channels)  # type: ignore[arg-type]
 
 
-def _read_text(path: Path, where: str, meta: dict[str, Any]) -> RawData:
+def _read_text(path: Path, where: str, meta: dict[str, Any], targets: bool) -> RawData:
+    """Windows of the training seq_len. For evaluation (``targets``) non-overlapping (x, y) windows, the
+    tail that fills no window noted; for prediction windows covering every character, the last one
+    overlapping its neighbour when needed (noted), named by the characters they hold."""
     vocab, seq_len = meta.get("vocab"), meta.get("seq_len")
     if not vocab or not seq_len:
         raise DataError(f"{where}: this model was not trained on text, so a text file cannot be its input",
                         hint="give the input in the format the model was trained on (CSV, NPZ, NPY or images)")
     ids = encode(read_text(path, where), list(vocab), where)
-    if (len(ids) - 1) // seq_len >= 1:
+    notes: list[str] = []
+    if targets:
         x, y = windows(ids, seq_len, where)
+        starts = [i * seq_len for i in range(len(x))]
+        tail = len(ids) - 1 - x.size
+        if tail:
+            notes.append(f"the last {tail} characters are not scored: they do not fill a window of {seq_len} "
+                         "(+1 for the target)")
     else:
-        x, y = input_windows(ids, seq_len, where), None
-    return RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
+        (x, starts), y = input_windows(ids, seq_len, where), None
+        if len(ids) % seq_len:
+            notes.append(f"the last window (characters {starts[-1]}–{len(ids) - 1}) overlaps the one before by "
+                         f"{seq_len - len(ids) % seq_len} characters, so that the text's last "
+                         f"{len(ids) % seq_len} characters are predicted too")
+    raw = RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
+    raw.meta["notes"] = notes
+    raw.meta["rows"] = [f"chars {s}–{s + seq_len - 1}" for s in starts]
+    return raw
 
 
-def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any]) -> tuple[RawData, str]:
-    """Read ``path`` in its own format, using what the training data's ``meta`` recorded."""
+def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
+                    targets: bool = False) -> tuple[RawData, str]:
+    """Read ``path`` in its own format, using what the training data's ``meta`` recorded (``targets``: the
+    file is read for evaluation, so text is cut into (input, target) windows)."""
     where = str(path)
     require_file(path, where, "input file",
                  relative=f"a relative path starts from the current directory ({Path.cwd()})")
@@ -71,7 +89,7 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any]) -> tupl
     elif fmt == "npy":
         raw = read_npy(path, where, None, None, need_target=False)
     elif fmt == "text":
-        raw = _read_text(path, where, meta)
+        raw = _read_text(path, where, meta, targets)
     else:
         raw = _read_images(path, where, meta)
     return raw, fmt
@@ -94,8 +112,9 @@ def _encode_y(raw: RawData, meta: dict[str, Any], task: str, num_classes: int | 
 
 
 def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None,
-                meta: dict[str, Any]) -> tuple[Inputs, dict[str, Any]]:
-    """Read ``path`` for prediction by the model that ``facts`` describes; returns ``(x, info)``.
+                meta: dict[str, Any], targets: bool = False) -> tuple[Inputs, dict[str, Any]]:
+    """Read ``path`` for prediction by the model that ``facts`` describes (``targets``: for evaluation,
+    text is cut into (input, target) windows); returns ``(x, info)``.
 
     ``x`` is a tensor (or a dict of tensors for a model with several inputs) with the saved transform
     applied. ``info`` holds ``file``, ``format``, ``num_samples``, ``row_names`` (how to find each sample:
@@ -105,16 +124,17 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
     import torch
 
     path = Path(path)
-    raw, fmt = read_input_file(path, facts, meta)
-    xs, notes = _fit(raw, facts, transform_state, meta, one_sample=fmt in ("npy", "npz"))
+    raw, fmt = read_input_file(path, facts, meta, targets)
+    xs, fit_notes = _fit(raw, facts, transform_state, meta, one_sample=fmt in ("npy", "npz"))
     y = _encode_y(raw, meta, str(meta.get("task", "")), meta.get("num_classes"))
+    notes: list[str] = [*raw.meta.get("notes", []), *fit_notes]
     n = len(raw)
     if "files" in raw.meta:
         rows = list(raw.meta["files"])
     elif fmt == "csv":
         rows = [f"line {i + 2}" for i in range(n)]
     elif fmt == "text":
-        rows = [f"window {i}" for i in range(n)]
+        rows = list(raw.meta["rows"])
     else:
         rows = [f"sample {i}" for i in range(n)]
     info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
@@ -173,7 +193,7 @@ def load_arrays(inputs: Any, facts: ModelFacts, transform_state: dict[str, Any] 
 
 def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:
     """A labelled file as a :class:`Split` (for ``layerforge evaluate --data FILE``)."""
-    x, info = load_inputs(path, facts, transform_state, meta)
+    x, info = load_inputs(path, facts, transform_state, meta, targets=True)
     if info["y"] is None:
         what = f"target column '{meta['target']}'" if meta.get("target") else "targets (no array y)"
         raise DataError(f"{path}: has no {what}, so it cannot be evaluated",

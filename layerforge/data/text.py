@@ -44,10 +44,16 @@ def windows(ids: np.ndarray, seq_len: int, where: str) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def input_windows(ids: np.ndarray, seq_len: int, where: str) -> np.ndarray:
-    """Prediction inputs: every full window of T characters (no target needed), x (N, T)."""
+def input_windows(ids: np.ndarray, seq_len: int, where: str) -> tuple[np.ndarray, list[int]]:
+    """Prediction inputs covering every character, x (N, T), and each window's first character.
+
+    Consecutive windows of T characters; when T does not divide the length, one more window ends at the
+    text's last character (it repeats part of the one before), so no tail is dropped.
+    """
     n = len(ids) // seq_len
     if n < 1:
         raise DataError(f"{where}: has {len(ids)} characters, fewer than the model's seq_len {seq_len}",
-                        hint=f"give at least {seq_len} characters of text")
-    return ids[: n * seq_len].reshape(n, seq_len)  # (N, T)
+                        hint=f"give at least {seq_len} characters of text (`layerforge generate` continues a "
+                             "shorter prompt)")
+    starts = [i * seq_len for i in range(n)] + ([len(ids) - seq_len] if len(ids) % seq_len else [])
+    return np.stack([ids[s : s + seq_len] for s in starts]), starts  # (N, T)

@@ -139,12 +139,16 @@ def _modules() -> dict[str, type]:
             q = self.query(query).view(b, tq, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tq, dk)
             k = self.key(key).view(b, tk, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tk, dk)
             v = self.value(value).view(b, tk, self.heads, self.value_dim).transpose(1, 2)  # (B, h, Tk, dv)
-            mask = self._attn_mask(tq, tk, query.device)
-            p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                               is_causal=self.causal and mask is None)  # (B, h, Tq, dv)
+            y = self.attend(q, k, v)  # (B, h, Tq, dv)
             y = y.transpose(1, 2).reshape(b, tq, self.heads * self.value_dim)  # (B, Tq, h·dv)
             return self.output(y)  # (B, Tq, out)
+
+        def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            """softmax(Q·Kᵀ/√d_k)·V per head (sparse_attention overrides this)."""
+            mask = self._attn_mask(q.shape[2], k.shape[2], q.device)
+            p = self.dropout if self.training else 0.0
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                                  is_causal=self.causal and mask is None)
 
     return {"SelfAttention": SelfAttention, "DotAttention": DotAttention, "MultiHeadAttention": MultiHeadAttention}
 

@@ -15,4 +15,5 @@ from . import (  # noqa: F401
     sparse_attention,
     spiking,
     tensor_train,
+    transformer,
 )

@@ -11,8 +11,8 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
 
 Hooks with defaults: ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
 nonlinearity), ``check_memory(in_shapes, limit)`` (memory kept for backward, checked against the
-machine's), ``extra_info(in_shapes, out_shape)`` (optional facts ``inspect`` shows; default: none), and
-``out_steps(steps)`` with the ``time_aware`` flag for time steps:
+machine's), ``extra_info(in_shapes, out_shape)`` (optional facts ``inspect`` and ``profile`` show;
+default: none), and ``out_steps(steps)`` with the ``time_aware`` flag for time steps:
 
 **Time steps** (spiking layers, :mod:`.spiking`). Between a ``spike_encode`` and its ``spike_readout`` a
 tensor carries T steps folded into the batch, time-major ``(T·B, *shape)``, so per-sample shapes are
@@ -109,9 +109,11 @@ class LayerSpec(BaseModel):
         The message says how much it needs, the hint what fits. The default needs nothing more."""
 
     def extra_info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
-        """Optional facts about this layer that ``inspect`` shows beside its row (table: an Info column;
-        JSON: ``layers[].info``), e.g. a compression ratio or a simulated state's size. Short, JSON-able
-        values; the default has none."""
+        """Optional facts about this layer for ONE sample (name → number, text or list of numbers):
+        ``inspect`` shows them in its *Info* column (JSON: ``layers[].info``), ``profile`` under its layer
+        table (JSON: ``layers[].info``); both format them with :func:`layerforge.text.format_info`. E.g. a
+        tensor train's compression ratio, a simulated state's size, sparse attention's attended and
+        computed (query, key) pairs. Short, JSON-able values; the default has none."""
         return {}
 
     def out_steps(self, steps: int) -> int:

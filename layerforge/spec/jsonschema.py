@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..layers.registry import registry
+from .blocks import block_use_schema
 from .schema import Spec
 
 
@@ -24,7 +25,13 @@ def spec_json_schema() -> dict[str, Any]:
         defs[key] = sub
         variants.append({"$ref": f"#/$defs/{key}"})
     layers = defs["ModelSpec"]["properties"]["layers"]
-    layers["items"] = {"oneOf": variants}
+    layers["items"] = {"oneOf": [*variants, block_use_schema()]}
+    block_layers = {"type": "array", "items": {"oneOf": variants}}
+    defs["ModelSpec"]["properties"]["blocks"] = {
+        "type": "object", "description": defs["ModelSpec"]["properties"]["blocks"].get("description"),
+        "additionalProperties": {"anyOf": [block_layers, {
+            "type": "object", "additionalProperties": False, "required": ["layers"],
+            "properties": {"layers": block_layers, "repeat": {"type": "integer", "minimum": 1}}}]}}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "layerforge spec"
     return schema

@@ -317,10 +317,10 @@ def _list_index(items: list, part: PathPart, at: KeyPath, origin: str) -> int:
             raise SpecError([Issue(f"index {part} is out of range: {format_path(at)} has {len(items)} entries",
                                    (*at, part), "use an index from 0, or a layer's name", origin=origin)])
         return part % len(items)
-    names = [e.get("name") for e in items if isinstance(e, dict)]
-    for i, entry in enumerate(items):
-        if isinstance(entry, dict) and entry.get("name") == part:
-            return i
+    # A named entry, or a block use (model.layers' {block: encoder}) by its name, which defaults to the block's.
+    names = [e.get("name", e.get("block")) if isinstance(e, dict) else None for e in items]
+    if part in names:
+        return names.index(part)
     known = [n for n in names if isinstance(n, str)]
     hint = suggest(part, known) or (f"the names are: {', '.join(known)}; or use an index from 0" if known
                                     else "no entry has a name: use an index from 0")

@@ -24,7 +24,12 @@ class ModelSpec(BaseModel):
     input_shape: list[Size] | dict[str, list[Size]] = Field(
         description="Shape of ONE sample (no batch axis), channels first; a mapping name → shape for several inputs."
     )
-    layers: list[Any] = Field(min_length=1, description="The layers, in order; each a mapping with 'type'.")
+    layers: list[Any] = Field(min_length=1, description="The layers, in order; each a mapping with 'type', or "
+                              "{block: NAME, repeat: N} for a block of model.blocks.")
+    blocks: dict[str, Any] | None = Field(
+        default=None, description="Reusable groups of layers: NAME: [layers] or NAME: {repeat: N, layers: [...]} "
+                                  "(docs/spec.md#blocks)."
+    )
     outputs: str | list[str] | None = Field(
         default=None, description="Layer name(s) whose outputs are the model's outputs (default: the last layer)."
     )

@@ -1,8 +1,9 @@
 """From a loaded mapping to a validated :class:`~layerforge.spec.schema.Spec` (torch-free).
 
-Every independent problem is collected into one :class:`~layerforge.errors.SpecError`, each located at
-its file:line:col: top-level schema errors and each layer's parameters (with did-you-mean hints). The
-graph's references and shapes are checked next by the front door (:mod:`layerforge.build`).
+Reusable blocks (:mod:`.blocks`) are expanded first; then every independent problem is collected into one
+:class:`~layerforge.errors.SpecError`, each located at its file:line:col: top-level schema errors and each
+layer's parameters (with did-you-mean hints). The graph's references and shapes are checked next by the
+front door (:mod:`layerforge.build`), with the Spec's marks (which locate expanded layers).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..errors import Issue, KeyPath, SpecError
 from ..layers.registry import LayerSpec, registry
 from ..limits import MAX_SIZE
 from ..text import suggest
+from .blocks import expand_blocks, merge_repeats
 from .loader import Marks
 from .schema import Spec
 
@@ -135,15 +137,19 @@ def _oversized_integers(node: Any, path: KeyPath, marks: Marks, out: list[Issue]
 
 def validate_mapping(raw: Any, marks: Marks) -> Spec:
     """A loaded mapping (after ``--set``) → a validated :class:`Spec` whose ``model.layers`` are LayerSpec
-    objects. Every schema and layer-parameter problem is collected into one SpecError. (The front door,
-    :func:`layerforge.build.load`, loads the plugins first and plans the graph after.)"""
+    objects, ``model.blocks`` uses expanded. Every schema and layer-parameter problem is collected into one
+    SpecError. ``spec.raw`` stays the mapping as given (what a run directory saves, blocks unexpanded);
+    ``spec.marks`` locate each expanded layer where it was written, so use them for later checks. (The front
+    door, :func:`layerforge.build.load`, loads the plugins first and plans the graph after.)"""
     if not isinstance(raw, dict):
         raise SpecError([marks.locate((), f"a spec must be a mapping (name, model, ...), got {type(raw).__name__}",
                                       "start the file with 'model:'")])
-    issues: list[Issue] = []
-    _oversized_integers(raw, (), marks, issues)
-    if issues:
-        raise SpecError(issues)
+    early: list[Issue] = []
+    _oversized_integers(raw, (), marks, early)
+    if early:
+        raise SpecError(early)
+    original = raw
+    raw, marks, issues = expand_blocks(raw, marks)  # `- {block: name}` items → that block's layers
     spec: Spec | None = None
     try:
         spec = Spec.model_validate(raw)
@@ -160,9 +166,9 @@ def validate_mapping(raw: Any, marks: Marks) -> Spec:
             if layer is not None:
                 layers.append(layer)
     if issues or spec is None:
-        raise SpecError(issues)
+        raise SpecError(merge_repeats(issues))
     spec.model.layers = layers
     spec._source = marks.file
-    spec._raw = raw
+    spec._raw = original
     spec._marks = marks
     return spec

@@ -110,8 +110,11 @@ def test_load_inputs_for_text_uses_the_training_vocabulary(tmp_path, spec_of):
     (tmp_path / "p.txt").write_text("world hello")
     xp, info = load_inputs(tmp_path / "p.txt", facts_of(spec), state, meta)
     vocab = meta["vocab"]
-    assert xp.dtype == torch.int64 and xp.shape == (2, 5)
-    assert "".join(vocab[i] for i in xp[0].tolist()) == "world" and info["y"] is not None
+    assert xp.dtype == torch.int64 and xp.shape == (3, 5)  # prediction covers every character: the last window
+    assert ["".join(vocab[i] for i in w) for w in xp.tolist()] == ["world", " hell", "hello"]  # overlaps
+    assert info["y"] is None and info["row_names"] == ["chars 0–4", "chars 5–9", "chars 6–10"]
+    xe, info = load_inputs(tmp_path / "p.txt", facts_of(spec), state, meta, targets=True)  # evaluation: (x, next) windows
+    assert xe.shape == (2, 5) and info["y"] is not None
 
 
 def test_load_inputs_for_images_uses_the_training_size(tmp_path, spec_of):

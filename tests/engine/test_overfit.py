@@ -35,6 +35,8 @@ CASES: dict[str, tuple] = {
     "self_attention": ([5, 4], [{"type": "self_attention", "units": 16}, {"type": "flatten"}]),
     "multi_head_attention": ([5, 8], [{"type": "multi_head_attention", "num_heads": 2}, {"type": "flatten"}]),
     "sparse_attention": ([8, 8], [{"type": "sparse_attention", "window": 4, "stride": 4, "num_heads": 2},
+                                  {"type": "transformer_block", "ffn_dim": 16,
+                                   "attention": {"type": "multi_head_attention", "num_heads": 2}},
                                   {"type": "flatten"}]),
     "embedding": ([5], [{"type": "embedding", "input_dim": 10, "output_dim": 8},
                         {"type": "positional_encoding", "kind": "learned", "max_len": 5}, {"type": "flatten"}]),

@@ -1,6 +1,6 @@
-"""self_attention, attention (Keras), multi_head_attention, sparse_attention: numerics against explicit
-softmax(QKᵀ/√d)V and against independent modules with the same weights, FLOPs by hand (their matmul
-part also against torch's FlopCounterMode), sparse pair counts, shape errors."""
+"""self_attention, attention (Keras), multi_head_attention: numerics against explicit softmax(QKᵀ/√d)V and
+against independent modules with the same weights, FLOPs by hand (their matmul part also against torch's
+FlopCounterMode), shape errors. sparse_attention has its own file (test_sparse_attention.py)."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from layerforge.errors import ShapeError
 from layerforge.layers import get_layer_type
-from layerforge.layers.sparse_attention import sparse_mask, sparse_pairs
 
 
 def make(type_: str, **kw):
@@ -249,73 +248,6 @@ def test_multi_head_width_not_divisible_by_heads_is_a_shape_error():
         make("multi_head_attention", num_heads=4).output_shape([(5, 30)])
     assert "30" in e.value.message and "num_heads=4" in e.value.message and "key_dim" in e.value.hint
     assert make("multi_head_attention", num_heads=4, key_dim=8).output_shape([(5, 30)]) == (5, 30)
-
-
-# --- sparse_attention --------------------------------------------------------------------------
-def test_sparse_mask_causal_window_and_stride_by_hand():
-    # T=6, window 2, stride 3, causal: row i sees i, i−1 and i−3
-    expected = torch.tensor([
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [0, 1, 1, 0, 0, 0],
-        [1, 0, 1, 1, 0, 0],
-        [0, 1, 0, 1, 1, 0],
-        [0, 0, 1, 0, 1, 1],
-    ], dtype=torch.bool)
-    assert torch.equal(sparse_mask(6, 6, window=2, stride=3, causal=True), expected)
-    assert sparse_pairs(6, 2, 3, True) == 14
-
-
-def test_sparse_mask_symmetric_window():
-    m = sparse_mask(5, 5, window=2, stride=None, causal=False)
-    assert torch.equal(m, (torch.arange(5)[:, None] - torch.arange(5)[None]).abs() <= 1)
-
-
-@pytest.mark.parametrize("t", [1, 2, 5, 16, 33])
-@pytest.mark.parametrize("window", [1, 2, 4, 40])
-@pytest.mark.parametrize("stride", [None, 1, 3, 4, 7])
-@pytest.mark.parametrize("causal", [True, False])
-def test_sparse_pair_count_equals_the_mask(t, window, stride, causal):
-    assert sparse_pairs(t, window, stride, causal) == int(sparse_mask(t, t, window=window, stride=stride, causal=causal).sum())
-
-
-def test_sparse_attention_equals_dense_reference_with_the_same_mask():
-    torch.manual_seed(0)
-    module = make("sparse_attention", window=3, stride=4, num_heads=2).build([(12, 8)]).eval()
-    mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
-    copy_into_torch_mha(module, mha)
-    x = torch.randn(2, 12, 8)
-    mask = sparse_mask(12, 12, window=3, stride=4, causal=True)
-    expected, _ = mha(x, x, x, attn_mask=~mask, need_weights=False)
-    assert torch.allclose(module(x), expected, atol=1e-5)
-    # and the pattern matters: it differs from plain causal attention
-    dense, _ = mha(x, x, x, attn_mask=~causal_mask(12, 12), need_weights=False)
-    assert not torch.allclose(module(x), dense, atol=1e-3)
-
-
-def test_sparse_attention_with_full_window_is_multi_head_attention():
-    torch.manual_seed(0)
-    sparse = make("sparse_attention", window=10, causal=False, num_heads=2)
-    dense = make("multi_head_attention", num_heads=2)
-    s_mod, d_mod = sparse.build([(10, 8)]).eval(), dense.build([(10, 8)]).eval()
-    d_mod.load_state_dict(s_mod.state_dict())
-    x = torch.randn(2, 10, 8)
-    assert torch.allclose(s_mod(x), d_mod(x), atol=1e-5)
-    assert sparse.flops([(10, 8)], (10, 8)) == dense.flops([(10, 8)], (10, 8))
-
-
-def test_sparse_attention_flops_count_only_attended_pairs():
-    # T=6, D=4, h=1, d_k = d_v = 4, window 2, stride 3, causal → P = 14
-    #   projections 4·(2·6·4·4 + 6·4) = 4·216 = 864; QKᵀ 2·14·4 = 112, scale 14, softmax 42, A·V 112
-    layer = make("sparse_attention", window=2, stride=3)
-    assert layer.flops([(6, 4)], (6, 4)) == 864 + 112 + 14 + 42 + 112 == 1144
-    dense = make("multi_head_attention", num_heads=1, causal=True)
-    assert layer.flops([(6, 4)], (6, 4)) < dense.flops([(6, 4)], (6, 4))
-
-
-def test_sparse_attention_needs_a_sequence():
-    with pytest.raises(ShapeError, match=r"sparse_attention needs its input as a sequence \(T, D\), got \(3, 4, 4\)"):
-        make("sparse_attention", window=2).output_shape([(3, 4, 4)])
 
 
 # --- GPU (skipped without CUDA) -----------------------------------------------------------------

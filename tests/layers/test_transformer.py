@@ -1,0 +1,102 @@
+"""transformer_block: equal to torch's nn.TransformerEncoderLayer with the same weights (pre- and post-norm,
+gelu and relu, dense and sparse attention), parameters and FLOPs by hand, nested attention errors located."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import layerforge as lf
+from layerforge.errors import SpecError
+from layerforge.layers import get_layer_type
+from layerforge.layers.sparse_kernels import pattern_mask
+
+
+def make(**kw):
+    return get_layer_type("transformer_block").model_validate({"type": "transformer_block", **kw})
+
+
+def torch_layer_with_the_same_weights(block, d, heads, ffn, activation, norm_first):
+    ref = nn.TransformerEncoderLayer(d, heads, dim_feedforward=ffn, dropout=0.0, activation=activation,
+                                     batch_first=True, norm_first=norm_first).eval()
+    a = block.attention
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([a.query.weight, a.key.weight, a.value.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([a.query.bias, a.key.bias, a.value.bias]))
+        ref.self_attn.out_proj.weight.copy_(a.output.weight)
+        ref.self_attn.out_proj.bias.copy_(a.output.bias)
+        for mine, theirs in ((block.ffn_in, ref.linear1), (block.ffn_out, ref.linear2),
+                             (block.norm1, ref.norm1), (block.norm2, ref.norm2)):
+            theirs.load_state_dict(mine.state_dict())
+    return ref
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+@pytest.mark.parametrize("attention", [
+    {"type": "multi_head_attention", "num_heads": 2, "causal": True},
+    {"type": "multi_head_attention", "num_heads": 4},
+    {"type": "sparse_attention", "num_heads": 2, "pattern": "sliding", "window": 3, "block_size": 4},
+    {"type": "sparse_attention", "num_heads": 2, "pattern": "block_local", "window": 4, "global_tokens": 1,
+     "causal": False},
+])
+def test_transformer_block_equals_torch_transformer_encoder_layer(norm, activation, attention):
+    torch.manual_seed(0)
+    layer = make(attention=attention, ffn_dim=24, activation=activation, norm=norm)
+    block = layer.build([(10, 8)]).eval()
+    ref = torch_layer_with_the_same_weights(block, 8, attention["num_heads"], 24, activation, norm == "pre")
+    assert sum(p.numel() for p in block.parameters()) == sum(p.numel() for p in ref.parameters())
+    if attention["type"] == "sparse_attention":
+        mask = ~pattern_mask(layer.attention.sparse_pattern(), 10, 10)  # torch: True = blocked
+    else:
+        mask = nn.Transformer.generate_square_subsequent_mask(10).bool() if attention.get("causal") else None
+    x = torch.randn(3, 10, 8, requires_grad=True)
+    y = block(x)
+    expected = ref(x, src_mask=mask)
+    assert torch.allclose(y, expected, atol=1e-5)
+    gy, = torch.autograd.grad(y.sum(), x)
+    ge, = torch.autograd.grad(expected.sum(), x)
+    assert torch.allclose(gy, ge, atol=1e-5)
+
+
+def test_transformer_block_parameters_and_flops_by_hand():
+    # T=10, D=8, F=16, multi-head h=2 (non-causal): attention 1,... taken from the attention layer itself
+    layer = make(attention={"type": "multi_head_attention", "num_heads": 2}, ffn_dim=16)
+    block = layer.build([(10, 8)])
+    assert sum(p.numel() for p in block.parameters()) == (4 * (8 * 8 + 8)) + 2 * 16 + (8 * 16 + 16) + (16 * 8 + 8)
+    attention = layer.attention.flops([(10, 8)], (10, 8))
+    # norms 2·(7·80 + 10) = 1140; ffn 10·(2·8·16 + 16) + 10·(2·16·8 + 8) + 10·16 = 2720 + 2640 + 160; adds 160
+    assert layer.flops([(10, 8)], (10, 8)) == attention + 1140 + 2720 + 2640 + 160 + 160
+    assert layer.output_shape([(10, 8)]) == (10, 8)
+
+
+def test_transformer_block_shows_its_sparse_attention_pairs():
+    layer = make(attention={"type": "sparse_attention", "window": 3, "block_size": 4, "num_heads": 1,
+                            "backend": "blocked"})
+    assert layer.extra_info([(10, 4)], (10, 4)) == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
+
+
+def test_errors_inside_the_nested_attention_are_located(tmp_path):
+    from tests.helpers import write_spec
+
+    path = write_spec(tmp_path, """
+        model:
+          input_shape: [12, 8]
+          layers:
+            - {type: transformer_block, attention: {type: sparse_attention, num_heads: 2, windw: 4}}
+    """)
+    with pytest.raises(SpecError) as e:
+        lf.load_spec(path)
+    found = {(i.message, i.line, i.column, i.layer) for i in e.value.issues}
+    assert found == {("missing required key 'window'", 4, 33, "transformer_block"),
+                     ("unknown key 'windw'", 4, 83, "transformer_block")}
+
+
+@pytest.mark.parametrize("attention, message", [
+    ({"type": "dense", "units": 3}, "attention.type must be multi_head_attention or sparse_attention"),
+    ({"type": "multi_head_attention", "num_heads": 2, "name": "a"}, "no name or inputs"),
+    ({"type": "multi_head_attention", "num_heads": 2, "output_dim": 4}, "output_dim must be left out"),
+])
+def test_attention_must_be_a_self_attention_spec(attention, message):
+    with pytest.raises(ValueError, match=message):
+        make(attention=attention)
