@@ -96,7 +96,7 @@ def test_a_shape_error_inside_a_block_is_located_at_the_definition(tmp_path, cap
     (("{block: res, name: enc}", "{block: res, name: head}"), "the name 'head' is already used"),
     (("{type: dense, units: 4}\n    - {block", "{type: dense, name: a.b, units: 4}\n    - {block"),
      "layer name 'a.b' contains '.'"),
-    (("repeat: 2", "repeat: 0"), "repeat must be a whole number ≥ 1, got 0"),
+    (("repeat: 2", "repeat: 0"), "repeat must be a whole number from 1 to 256, got 0"),
     (("{type: layernorm, name: norm}", "{type: layernorm, name: input}"), "'input' is reserved inside a block"),
 ])
 def test_bad_block_uses_are_located_errors(tmp_path, change, message):
