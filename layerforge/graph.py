@@ -113,11 +113,9 @@ def plan(
     seen: dict[str, int] = {}
     for i, layer in enumerate(layers):
         if layer.name:
-            if "." in layer.name:
-                issues.append(locate(at(i, "name"), f"layer name '{layer.name}' contains a '.'",
-                                     "use letters, digits, '_' or '-' (a dot separates the parts of a weight's "
-                                     f"name, e.g. layers.{layer.name.replace('.', '_')}.weight)", layer.label()))
-            elif layer.name in input_shapes:
+            # a '.' in a written name is refused where blocks are expanded (spec/blocks.py): expanded
+            # layers are named <use>.<k>.<layer> and nest as submodules (module_tree)
+            if layer.name in input_shapes:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already a model input", "rename the layer", layer.label()))
             elif layer.name in seen:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already used by model.layers[{seen[layer.name]}]",

@@ -65,7 +65,7 @@ CASES = {
     "layer_named_update": (HEAD + "    - {type: dense, units: 2, name: update}\n", ["'update' is taken by torch"], "4:31"),
     "layer_named_training": (HEAD + "    - {type: dense, units: 2, name: training}\n", ["'training' is taken"], "4:31"),
     "layer_named_cuda": (HEAD + "    - {type: dense, units: 2, name: cuda}\n", ["'cuda' is taken"], "4:31"),
-    "layer_name_with_dot": (HEAD + "    - {type: dense, units: 2, name: a.b}\n", ["contains a '.'"], "4:31"),
+    "layer_name_with_dot": (HEAD + "    - {type: dense, units: 2, name: a.b}\n", ["contains '.'", "use '_'"], "4:31"),
     "seed_past_2_63": ("seed: 18446744073709551616\n" + HEAD + DENSE, ["seed", "less than or equal to 9223372036854775807"], "1:1"),
     "negative_seed": ("seed: -1\n" + HEAD + DENSE, ["seed", "greater than or equal to 0"], "1:1"),
     "absolute_run_name": ("name: /tmp/evil\n" + HEAD + DENSE, ["cannot be a run name"], "1:1"),
