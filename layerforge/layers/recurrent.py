@@ -24,29 +24,75 @@ def _wrapper_class() -> type:
     """The nn.Module wrapper (made on first use so importing the layer types does not import torch)."""
     import torch
     from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     class RecurrentOutput(nn.Module):
-        """Runs a torch recurrent module and returns one tensor: the sequence or the last step."""
+        """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
 
-        def __init__(self, rnn: nn.RNNBase, return_sequences: bool) -> None:
+        With a padding mask (bool (B, T), True = valid, right-padded) the sequences are packed, so each
+        one stops at its own last valid step and a bidirectional layer's backward pass starts there;
+        padded steps of the output sequence are 0 (as Keras)."""
+
+        def __init__(self, rnn: nn.RNNBase, return_sequences: bool, go_backwards: bool = False,
+                     merge_mode: str = "concat") -> None:
             super().__init__()
             self.rnn = rnn
             self.return_sequences = return_sequences
+            self.go_backwards = go_backwards
+            self.merge_mode = merge_mode
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, F)
-            out, _ = self.rnn(x)  # (B, T, H·dirs)
+        def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+            mask = masks[0] if masks else None  # (B, T) bool or None
+            if mask is None:
+                if self.go_backwards:
+                    x = x.flip(1)  # (B, T, F), last step first
+                out, state = self.rnn(x)  # (B, T, H·dirs)
+            else:
+                lengths = mask.sum(dim=1)  # (B,)
+                if self.go_backwards:
+                    x = reverse_valid(x, lengths)
+                packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+                out, state = self.rnn(packed)
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H·dirs)
             if self.return_sequences:
-                return out
-            if not self.rnn.bidirectional:
-                return out[:, -1]  # (B, H)
-            h = self.rnn.hidden_size
-            # forward direction after the last step, backward direction after reading back to t=0
-            return torch.cat([out[:, -1, :h], out[:, 0, h:]], dim=-1)  # (B, 2H)
+                y = out
+            else:
+                h = state[0] if isinstance(state, tuple) else state  # (layers·dirs, B, H)
+                dirs = 2 if self.rnn.bidirectional else 1
+                # each direction's final state: forward after its last valid step, backward after t = 0
+                y = torch.cat(list(h[-dirs:]), dim=-1)  # (B, H·dirs)
+            if mask is not None:
+                y = y * (mask.any(dim=1) if y.dim() == 2 else mask).unsqueeze(-1).to(y.dtype)  # empty rows → 0
+            return merge_directions(y, self.rnn.hidden_size, self.merge_mode) if self.rnn.bidirectional else y
 
         def extra_repr(self) -> str:
-            return f"return_sequences={self.return_sequences}"
+            extra = ", go_backwards=True" if self.go_backwards else ""
+            extra += f", merge_mode={self.merge_mode}" if self.rnn.bidirectional and self.merge_mode != "concat" else ""
+            return f"return_sequences={self.return_sequences}{extra}"
 
     return RecurrentOutput
+
+
+def reverse_valid(x: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
+    """x (B, T, F) with each sequence's first lengths[b] steps reversed and its padding left in place."""
+    import torch
+
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
+    n = lengths.unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+def merge_directions(y: "torch.Tensor", h: int, mode: str) -> "torch.Tensor":
+    """Join the forward and backward halves [..., :h] and [..., h:] of a bidirectional output."""
+    if mode == "concat":
+        return y
+    fwd, bwd = y[..., :h], y[..., h:]
+    if mode == "sum":
+        return fwd + bwd
+    if mode == "mul":
+        return fwd * bwd
+    return (fwd + bwd) * 0.5  # ave
 
 
 class _Recurrent(LayerSpec):
@@ -72,6 +118,24 @@ class _Recurrent(LayerSpec):
         default=False,
         description="true: every step's output (T, H·dirs); false: the last step's output (H·dirs), as Keras.",
     )
+    go_backwards: bool = Field(
+        default=False, description="Read the sequence from its last (valid) step to its first, as Keras; the output "
+                                   "sequence stays in that reversed order.",
+    )
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = Field(
+        default="concat", description="How a bidirectional layer joins its two directions: concat (H·2), or "
+                                      "sum, mul, ave elementwise (H), as Keras' Bidirectional.",
+    )
+    use_bias: bool = Field(default=True, description="Learn the bias vectors b_ih and b_hh (false: none).")
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> "_Recurrent":
+        if self.merge_mode != "concat" and not self.bidirectional:
+            raise ValueError(f"merge_mode '{self.merge_mode}' joins the two directions of a bidirectional layer; "
+                             "set bidirectional: true, or remove merge_mode")
+        if self.go_backwards and self.bidirectional:
+            raise ValueError("go_backwards with bidirectional only swaps the two directions; remove go_backwards")
+        return self
 
     @model_validator(mode="after")
     def _dropout_needs_stacking(self) -> "_Recurrent":
@@ -86,8 +150,15 @@ class _Recurrent(LayerSpec):
         (s,) = in_shapes
         if len(s) != 2:
             raise ShapeError(f"{self.type} needs a sequence (T, F), got {tuple(s)}", hint=sequence_hint(s))
-        width = self.units * (2 if self.bidirectional else 1)
-        return (s[0], width) if self.return_sequences else (width,)
+        return (s[0], self.width) if self.return_sequences else (self.width,)
+
+    @property
+    def width(self) -> int:
+        """Output features per step: H, or 2·H for a bidirectional layer that concatenates."""
+        return self.units * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
+
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        return "use" if self.return_sequences else "consume"
 
     def _torch_kwargs(self) -> dict[str, Any]:
         return {}
@@ -97,15 +168,19 @@ class _Recurrent(LayerSpec):
 
         rnn = getattr(nn, self.torch_module)(
             in_shapes[0][-1], self.units, num_layers=self.num_layers, bidirectional=self.bidirectional,
-            dropout=self.dropout, batch_first=True, **self._torch_kwargs(),
+            dropout=self.dropout, batch_first=True, bias=self.use_bias, **self._torch_kwargs(),
         )
-        return _wrapper_class()(rnn, self.return_sequences)
+        self._init(rnn)
+        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode)
+
+    def _init(self, rnn) -> None:
+        """Initialisation beyond torch's defaults (LSTM's unit_forget_bias)."""
 
     def step_flops(self, features: int) -> int:
         """FLOPs of one time step of one direction of one stacked layer reading `features` inputs."""
         g, h = self.n_gates, self.units
         matmuls = 2 * features * g * h + 2 * h * g * h
-        biases = 2 * g * h  # b_ih and b_hh
+        biases = 2 * g * h if self.use_bias else 0  # b_ih and b_hh
         combine = g * h  # (W_ih x + b_ih) + (W_hh h + b_hh), one add per gate unit
         gate_activations = g * h  # one sigmoid/tanh (or relu) per gate unit
         return matmuls + biases + combine + gate_activations + self.cell_flops_per_unit * h
@@ -117,6 +192,9 @@ class _Recurrent(LayerSpec):
         for layer in range(self.num_layers):
             features = f if layer == 0 else self.units * dirs
             total += dirs * t * self.step_flops(features)
+        if self.bidirectional and self.merge_mode != "concat":
+            positions = t if self.return_sequences else 1
+            total += positions * self.units * (2 if self.merge_mode == "ave" else 1)  # + or ⊙ (ave: then × ½)
         return total
 
 
@@ -188,6 +266,30 @@ class LSTM(_Recurrent):
     torch_module = "LSTM"
     n_gates = 4
     cell_flops_per_unit = 5  # f⊙c, i⊙g, +, tanh(c), o⊙
+
+    unit_forget_bias: bool = Field(
+        default=False, description="Start with zero biases except 1 on the forget gate (in b_if; b_hf stays 0), "
+                                   "Keras' default; false keeps torch's uniform initialisation.",
+    )
+
+    @model_validator(mode="after")
+    def _forget_bias_needs_bias(self) -> "LSTM":
+        if self.unit_forget_bias and not self.use_bias:
+            raise ValueError("unit_forget_bias sets a bias, and use_bias is false; drop one of them")
+        return self
+
+    def _init(self, rnn) -> None:
+        import torch
+
+        if not self.unit_forget_bias:
+            return
+        h = self.units
+        with torch.no_grad():
+            for name, p in rnn.named_parameters():
+                if name.startswith("bias_"):
+                    p.zero_()
+                    if name.startswith("bias_ih"):
+                        p[h : 2 * h] = 1.0  # torch's gate order i, f, g, o
 
 
 @register("gru", family=_FAMILY)
