@@ -128,7 +128,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     head = head_of(run)
     from ..data.bundle import Split
 
-    target = Split(target.x, prepare_targets(head, target.y, torch.float32)).to(dev)
+    target = Split(target.x, prepare_targets(head, target.y, torch.float32), target.lengths).to(dev)
     metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))

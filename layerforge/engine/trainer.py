@@ -143,7 +143,7 @@ class Trainer(TrainerState):
             return t.to(torch.float32) if torch.is_floating_point(t) and t.dtype != torch.float32 else t
 
         x = {k: as_float32(v) for k, v in split.x.items()} if isinstance(split.x, dict) else as_float32(split.x)
-        return Split(x, prepare_targets(self.head, split.y, torch.float32)).to(self.device)
+        return Split(x, prepare_targets(self.head, split.y, torch.float32), split.lengths, split.bucket).to(self.device)
 
     @staticmethod
     def _refuse(problems: list[Problem], locate: Callable[..., Issue] | None, source: str | None) -> None:
