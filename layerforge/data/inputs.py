@@ -18,6 +18,7 @@ from .bundle import Inputs, Split
 from .fit import ModelFacts, fit_input, match_names
 from .images import IMAGE_EXTS, list_images, load_images, read_image_folder
 from .labels import CLASS_TASKS, class_ids
+from .ragged import attach_npz_lengths, read_sequence_csv
 from .raw import RawData, check_finite
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .text import encode, input_windows, windows
@@ -64,10 +65,16 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any]) -> tupl
                  relative=f"a relative path starts from the current directory ({Path.cwd()})")
     fmt = "images" if path.suffix.lower() in IMAGE_EXTS else detect_format(path, where)
     inputs = list(facts.inputs)
-    if fmt == "csv":
+    if fmt == "csv" and meta.get("sequence_column"):
+        shape = next(iter(facts.inputs.values()))
+        raw = read_sequence_csv(path, where, meta.get("target"), meta["sequence_column"], None, shape[0],
+                                shape[1] if len(shape) == 2 else None, need_target=False)
+    elif fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":
         raw = read_npz(path, where, inputs, meta.get("target") if meta.get("source") == "npz" else None, need_target=False)
+        if meta.get("lengths_array"):
+            attach_npz_lengths(raw, path, where, meta["lengths_array"])
     elif fmt == "npy":
         raw = read_npy(path, where, None, None, need_target=False)
     elif fmt == "text":

@@ -40,7 +40,7 @@ def pad_ragged(seqs: list[np.ndarray], t: int, where: str, row_offset: int, what
 
 
 def read_sequence_csv(path: Path, where: str, target: str | None, column: str, delimiter: str | None, t: int,
-                      feature_dim: int | None, limit: int | None = None) -> RawData:
+                      feature_dim: int | None, limit: int | None = None, need_target: bool = True) -> RawData:
     """A CSV with one sample per row: ``column`` holds the steps separated by spaces (whole numbers → int64
     ids, else float32 values, shape (T, 1) when ``feature_dim`` is 1), ``target`` the label."""
     text = _open_text(path, where)
@@ -50,6 +50,8 @@ def read_sequence_csv(path: Path, where: str, target: str | None, column: str, d
     if len(rows) < 2:
         raise DataError(f"{where}: needs a header row and at least one data row", hint=f"columns: {column}, {target}")
     header = [h.strip() for h in rows[0]]
+    if not need_target and target not in header:
+        target = None  # predict: the labels are optional
     for name, key in ((column, "sequence_column"), (target, "target")):
         if name is not None and name not in header:
             raise DataError(f"{where}: no column '{name}' (data.{key}); the columns are: {', '.join(header)}",
@@ -79,6 +81,7 @@ def attach_npz_lengths(raw: RawData, path: Path, where: str, key: str) -> None:
             raise DataError(f"{where}: no array '{key}' (data.lengths); the file holds: {', '.join(arrays.files)}",
                             hint="save the lengths with np.savez(path, x=x, y=y, lengths=lengths)", path=("data", "lengths"))
         lengths = np.asarray(arrays[key]).astype(np.int64).reshape(-1)
+    raw.meta["lengths_array"] = key
     for name, x in raw.x.items():
         if x.ndim < 2 or len(lengths) != len(x):
             raise DataError(f"{where}: data.lengths has {len(lengths)} entries for {name} of shape {x.shape}",
