@@ -17,6 +17,17 @@ from .common import sequence_hint
 from .registry import LayerSpec, Shape, register
 
 _FAMILY = "recurrent"
+Activation = Literal["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign"]  # recurrent_loop.ACTIVATIONS
+
+
+def activation_field() -> Any:
+    return Field(default="tanh", description="The activation of the candidate (LSTM: g and the cell output "
+                 "tanh(c_t); GRU: n); anything but tanh runs the step loop instead of the fused kernel (slower).")
+
+
+def recurrent_activation_field() -> Any:
+    return Field(default="sigmoid", description="The gates' activation σ; anything but sigmoid runs the step loop "
+                 "(slower). hard_sigmoid = relu6(x + 3) / 6, as Keras 3.")
 
 
 @cache
@@ -26,6 +37,8 @@ def _wrapper_class() -> type:
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+    from .recurrent_loop import run_loop
+
     class RecurrentOutput(nn.Module):
         """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
 
@@ -34,16 +47,22 @@ def _wrapper_class() -> type:
         padded steps of the output sequence are 0 (as Keras)."""
 
         def __init__(self, rnn: nn.RNNBase, return_sequences: bool, go_backwards: bool = False,
-                     merge_mode: str = "concat") -> None:
+                     merge_mode: str = "concat", loop: dict[str, Any] | None = None) -> None:
             super().__init__()
             self.rnn = rnn
             self.return_sequences = return_sequences
             self.go_backwards = go_backwards
             self.merge_mode = merge_mode
+            self.loop = loop  # options the fused kernel lacks: run recurrent_loop.run_loop instead
 
         def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
             mask = masks[0] if masks else None  # (B, T) bool or None
-            if mask is None:
+            if self.loop is not None:
+                lengths = None if mask is None else mask.sum(dim=1)
+                if self.go_backwards:
+                    x = x.flip(1) if lengths is None else reverse_valid(x, lengths)
+                out, state = run_loop(self.rnn, x=x, lengths=lengths, training=self.training, **self.loop)
+            elif mask is None:
                 if self.go_backwards:
                     x = x.flip(1)  # (B, T, F), last step first
                 out, state = self.rnn(x)  # (B, T, H·dirs)
@@ -67,6 +86,7 @@ def _wrapper_class() -> type:
 
         def extra_repr(self) -> str:
             extra = ", go_backwards=True" if self.go_backwards else ""
+            extra += f", step loop {self.loop}" if self.loop else ""
             extra += f", merge_mode={self.merge_mode}" if self.rnn.bidirectional and self.merge_mode != "concat" else ""
             return f"return_sequences={self.return_sequences}{extra}"
 
@@ -127,6 +147,22 @@ class _Recurrent(LayerSpec):
                                       "sum, mul, ave elementwise (H), as Keras' Bidirectional.",
     )
     use_bias: bool = Field(default=True, description="Learn the bias vectors b_ih and b_hh (false: none).")
+    recurrent_dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="While training, drop units of h_{t−1} where it enters the recurrence, one mask for all steps "
+                    "(as Keras); > 0 runs the step loop instead of the fused kernel (slower).",
+    )
+
+    # what the step loop needs; the types with activations override these
+    def loop_options(self) -> dict[str, Any] | None:
+        """The options for recurrent_loop.run_loop, or None when torch's fused kernel computes this layer."""
+        opts = {"kind": self.type, "activation": getattr(self, "activation", "tanh"),
+                "recurrent_activation": getattr(self, "recurrent_activation", "sigmoid"),
+                "reset_after": getattr(self, "reset_after", True), "recurrent_dropout": self.recurrent_dropout}
+        fused_act = ("tanh", "relu") if self.type == "simple_rnn" else ("tanh",)
+        fused = (opts["activation"] in fused_act and opts["recurrent_activation"] == "sigmoid" and opts["reset_after"]
+                 and self.recurrent_dropout == 0)
+        return None if fused else opts
 
     @model_validator(mode="after")
     def _options_fit(self) -> "_Recurrent":
@@ -171,7 +207,7 @@ class _Recurrent(LayerSpec):
             dropout=self.dropout, batch_first=True, bias=self.use_bias, **self._torch_kwargs(),
         )
         self._init(rnn)
-        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode)
+        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode, self.loop_options())
 
     def _init(self, rnn) -> None:
         """Initialisation beyond torch's defaults (LSTM's unit_forget_bias)."""
@@ -229,12 +265,13 @@ class SimpleRNN(_Recurrent):
     n_gates = 1
     cell_flops_per_unit = 0
 
-    activation: Literal["tanh", "relu"] = Field(
-        default="tanh", description="Nonlinearity f of the recurrence (tanh or relu)."
+    activation: Activation = Field(
+        default="tanh", description="Nonlinearity f of the recurrence; tanh and relu run torch's fused kernel, the "
+                                    "others the step loop (slower).",
     )
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"nonlinearity": self.activation}
+        return {"nonlinearity": self.activation if self.activation in ("tanh", "relu") else "tanh"}
 
 
 @register("lstm", family=_FAMILY)
@@ -267,6 +304,8 @@ class LSTM(_Recurrent):
     n_gates = 4
     cell_flops_per_unit = 5  # f⊙c, i⊙g, +, tanh(c), o⊙
 
+    activation: Activation = activation_field()
+    recurrent_activation: Activation = recurrent_activation_field()
     unit_forget_bias: bool = Field(
         default=False, description="Start with zero biases except 1 on the forget gate (in b_if; b_hf stays 0), "
                                    "Keras' default; false keeps torch's uniform initialisation.",
@@ -322,3 +361,10 @@ class GRU(_Recurrent):
     torch_module = "GRU"
     n_gates = 3
     cell_flops_per_unit = 5  # r⊙(…), 1−z, ⊙n, z⊙h, +
+
+    activation: Activation = activation_field()
+    recurrent_activation: Activation = recurrent_activation_field()
+    reset_after: bool = Field(
+        default=True, description="true: r ⊙ (W_hn·h + b_hn), torch's and Keras 3's default (fused kernel); false: "
+                                  "W_hn·(r ⊙ h) + b_hn, the original GRU (Keras reset_after=False), step loop.",
+    )
