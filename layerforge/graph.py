@@ -278,6 +278,7 @@ def graph_module_class() -> type:
                 and all(n.inputs == ([self.input_names[0]] if k == 0 else [names[k - 1]]) for k, n in enumerate(graph.nodes))
             )
             self._chain_modules = list(self.layers.values()) if self._chain else []
+            self._masked = graph.masked  # padding masks travel beside the values (docs/sequences.md)
 
         def forward(self, *args: "torch.Tensor", **kwargs: "torch.Tensor"):
             if self._chain and len(args) == 1 and not kwargs:
@@ -290,7 +291,7 @@ def graph_module_class() -> type:
             missing = [n for n in self.input_names if n not in values]
             if missing:
                 raise TypeError(f"missing model input(s): {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
-            if self.graph.masked:
+            if self._masked:
                 self._run_masked(values)
             else:
                 for name, ins, free in self._steps:

@@ -96,3 +96,16 @@ def test_loss_and_accuracy_skip_padded_step_targets():
     stats.reset()
     stats.update(logits, y_bad, loss)
     assert stats.compute()["accuracy"] == 0.5
+
+
+def test_evaluate_data_file_keeps_the_training_lengths_array(tmp_path):
+    from layerforge.data.inputs import load_split
+    from tests.data.conftest import facts_of
+
+    np.savez(tmp_path / "a.npz", x=np.full((2, 5), 3), y=np.ones((2, 5), dtype=np.int64), n=np.array([5, 2]))
+    layers = [GRU[0], {"type": "gru", "units": 3, "return_sequences": True}, {"type": "dense", "units": 2}]
+    spec = make_spec({"path": "a.npz", "lengths": "n", "val": 0}, [5], layers)
+    meta = {"source": "npz", "lengths_array": "n", "task": "sequence", "num_classes": 2}
+    split = load_split(tmp_path / "a.npz", facts_of(spec), None, meta)
+    assert split.lengths.tolist() == [5, 2] and split.x[1].tolist() == [3, 3, 0, 0, 0]
+    assert split.y[1].tolist() == [1, 1, -100, -100, -100]
