@@ -37,7 +37,7 @@ def _wrapper_class() -> type:
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from .recurrent_loop import run_loop
+    from .recurrent_loop import reverse_valid, run_loop
 
     class RecurrentOutput(nn.Module):
         """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
@@ -91,16 +91,6 @@ def _wrapper_class() -> type:
             return f"return_sequences={self.return_sequences}{extra}"
 
     return RecurrentOutput
-
-
-def reverse_valid(x: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
-    """x (B, T, F) with each sequence's first lengths[b] steps reversed and its padding left in place."""
-    import torch
-
-    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
-    n = lengths.unsqueeze(1)  # (B, 1)
-    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
-    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
 
 
 def merge_directions(y: "torch.Tensor", h: int, mode: str) -> "torch.Tensor":

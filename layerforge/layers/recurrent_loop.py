@@ -27,6 +27,16 @@ def activation_fn(name: str) -> Callable[["torch.Tensor"], "torch.Tensor"]:
             "linear": lambda x: x, "softsign": F.softsign}[name]
 
 
+def reverse_valid(x: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
+    """x (B, T, F) with each sequence's first lengths[b] steps reversed and its padding left in place."""
+    import torch
+
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
+    n = lengths.unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
 def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Tensor | None", activation: str,
              recurrent_activation: str, reset_after: bool, recurrent_dropout: float,
              training: bool) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -34,8 +44,6 @@ def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Te
     at padded steps, and each direction's final h (layers·dirs, B, H) taken at its last valid step."""
     import torch
     import torch.nn.functional as F
-
-    from .recurrent import reverse_valid
 
     b, t = x.shape[0], x.shape[1]
     n = lengths if lengths is not None else torch.full((b,), t, dtype=torch.long, device=x.device)
