@@ -143,7 +143,6 @@ class _Recurrent(LayerSpec):
                     "(as Keras); > 0 runs the step loop instead of the fused kernel (slower).",
     )
 
-    # what the step loop needs; the types with activations override these
     def loop_options(self) -> dict[str, Any] | None:
         """The options for recurrent_loop.run_loop, or None when torch's fused kernel computes this layer."""
         opts = {"kind": self.type, "activation": getattr(self, "activation", "tanh"),
@@ -242,6 +241,9 @@ class SimpleRNN(_Recurrent):
     **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step
     = 2·F_l·H (W_ih·x) + 2·H·H (W_hh·h) + 2·H (both biases) + H (adding the two halves) + H (f) =
     2·F_l·H + 2·H² + 4·H. Every step is counted, also the first one (h_{−1} = 0, torch still multiplies).
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.RNN(F, H, num_layers, nonlinearity=f, batch_first=True,
     bidirectional=…, dropout=…)` (output[:, -1] for the last step); Keras `layers.SimpleRNN(H, activation=f,
@@ -281,6 +283,9 @@ class LSTM(_Recurrent):
     **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step (G = 4 gates)
     = 2·F_l·4H + 2·H·4H (matmuls) + 2·4H (both biases) + 4H (adding the two halves) + 4H (3 σ + 1 tanh) +
     3H (f⊙c, i⊙g, their sum) + H (tanh c_t) + H (o⊙) = 8·F_l·H + 8·H² + 21·H. Every step is counted, also the first one.
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.LSTM(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.LSTM(H, return_sequences=…)`, wrapped in
@@ -339,6 +344,9 @@ class GRU(_Recurrent):
     = 2·F_l·3H + 2·H·3H (matmuls) + 2·3H (both biases) + 3H (adding the halves of r, z, n) + 3H (2 σ + 1 tanh) +
     H (r ⊙ (W_hn·h + b_hn)) + 4H ((1 − z), ⊙ n, z ⊙ h, their sum) = 6·F_l·H + 6·H² + 17·H.
     Every step is counted, also the first one.
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.GRU(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.GRU(H, reset_after=True, return_sequences=…)` (the
