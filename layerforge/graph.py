@@ -32,6 +32,12 @@ class Node:
     # Time steps T folded into the batch of the node's input and output (spiking layers; 1 = none).
     steps: int = 1
     out_steps: int = 1
+    # Padding masks (variable-length sequences): which inputs carry one, what the layer does with it
+    # (LayerSpec.mask_mode: keep / use / consume / make; 'refuse' never reaches a planned node), and
+    # whether the output carries one.
+    in_masked: list[bool] = field(default_factory=list)
+    mask_mode: str = "keep"
+    out_masked: bool = False
 
     def build(self) -> "nn.Module":
         """The layer's module for its input shapes (and its input's time steps, for time-aware layers)."""
@@ -78,6 +84,11 @@ class Graph:
         if name in self.inputs:
             return self.inputs[name]
         return self.node(name).out_shape
+
+    @property
+    def masked(self) -> bool:
+        """Whether any tensor of the graph carries a padding mask (the executor then tracks them)."""
+        return any(n.out_masked or any(n.in_masked) for n in self.nodes)
 
     @property
     def output_shapes(self) -> list[Shape]:
@@ -187,6 +198,7 @@ def plan(
     # 4. Shapes, and the time steps folded into the batch (spiking layers).
     shapes: dict[str, Shape] = dict(input_shapes)
     steps: dict[str, int] = dict.fromkeys(input_shapes, 1)
+    masked: dict[str, bool] = dict.fromkeys(input_shapes, False)
     nodes: list[Node] = []
     for i in done:
         layer = layers[i]
@@ -213,8 +225,21 @@ def plan(
             issues.append(locate(at(i), f"output shape {node.out_shape} has an empty axis (input {node.in_shapes})",
                                  "use a smaller kernel/pool or 'same' padding", layer.label()))
             continue
+        node.in_masked = [masked[r] for r in refs[i]]
+        node.mask_mode = layer.mask_mode(node.in_shapes)
+        if node.mask_mode == "refuse" and any(node.in_masked):
+            src = next(r for r, m in zip(refs[i], node.in_masked) if m)
+            issues.append(locate(at(i), f"its input '{src}' carries a padding mask (variable-length sequences), which "
+                                 f"{layer.type} would ignore, mixing padded steps into the result",
+                                 "reduce the sequence first with a mask-aware layer (a recurrent layer without "
+                                 "return_sequences, or - {type: sequence_pool}); docs/sequences.md lists the layers "
+                                 "that understand masks", layer.label()))
+            continue
+        node.out_masked = (node.mask_mode == "make" or (node.mask_mode == "keep" and any(node.in_masked))
+                           or (node.mask_mode == "use" and node.in_masked[0]))
         shapes[node.name] = node.out_shape
         steps[node.name] = node.out_steps
+        masked[node.name] = node.out_masked
         nodes.append(node)
 
     outs = outputs or [names[-1]]
@@ -261,11 +286,13 @@ def graph_module_class() -> type:
             # A plain chain (each layer reads the previous one, single input/output) runs as a tight loop.
             names = [n.name for n in graph.nodes]
             self._chain = (
-                len(graph.inputs) == 1
+                not graph.masked
+                and len(graph.inputs) == 1
                 and graph.outputs == names[-1:]
                 and all(n.inputs == ([self.input_names[0]] if k == 0 else [names[k - 1]]) for k, n in enumerate(graph.nodes))
             )
             self._chain_modules = list(self.layers.values()) if self._chain else []
+            self._masked = graph.masked  # padding masks travel beside the values (docs/sequences.md)
 
         def forward(self, *args: "torch.Tensor", **kwargs: "torch.Tensor"):
             if self._chain and len(args) == 1 and not kwargs:
@@ -278,12 +305,42 @@ def graph_module_class() -> type:
             missing = [n for n in self.input_names if n not in values]
             if missing:
                 raise TypeError(f"missing model input(s): {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
-            for name, ins, free in self._steps:
-                values[name] = self.layers[name](*[values[r] for r in ins])
-                for r in free:
-                    del values[r]
+            if self._masked:
+                self._run_masked(values)
+            else:
+                for name, ins, free in self._steps:
+                    values[name] = self.layers[name](*[values[r] for r in ins])
+                    for r in free:
+                        del values[r]
             outs = tuple(values[o] for o in self.graph.outputs)
             return outs[0] if len(outs) == 1 else outs
+
+        def _run_masked(self, values: dict[str, Any]) -> None:
+            """The steps with padding masks beside the values: each layer receives, keeps, makes or drops
+            its inputs' masks as its ``mask_mode`` says (decided by ``plan``)."""
+            masks: dict[str, Any] = {}
+            for (name, ins, free), node in zip(self._steps, self.graph.nodes):
+                module, xs = self.layers[name], [values[r] for r in ins]
+                mode, got = node.mask_mode, [masks.get(r) for r in ins]
+                if mode in ("use", "consume") and any(m is not None for m in got):
+                    values[name] = module(*xs, masks=got)
+                else:
+                    values[name] = module(*xs)
+                if mode == "make":
+                    masks[name] = module.compute_mask(xs[0])
+                elif mode == "use":
+                    if got[0] is not None:
+                        masks[name] = got[0]
+                elif mode == "keep":
+                    present = [m for m in got if m is not None]
+                    if present:
+                        m = present[0]
+                        for other in present[1:]:
+                            m = m & other
+                        masks[name] = m
+                for r in free:
+                    del values[r]
+                    masks.pop(r, None)
 
     return _GraphModule
 

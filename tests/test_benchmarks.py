@@ -64,3 +64,10 @@ def test_quantum_layers_smoke_prints_the_tt_and_hybrid_tables():
     out = _run("quantum_layers.py")
     assert "| dense 256→256 | 65,792 | 1.0× |" in out and "| tt_dense, rank 2 | 576 | 114.2× |" in out
     assert "| hybrid: dense 4→4, 4-qubit circuit (2 layers), dense 4→3 | 59 |" in out and "| dense MLP 4-7-3 | 59 |" in out
+
+
+def test_recurrent_paths_smoke_prints_every_variant_against_its_fused_baseline():
+    out = _run("recurrent_paths.py")
+    for label in ("LSTM fused", "LSTM recurrent_dropout: 0.2 (loop)", "GRU reset_after: false (loop)"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label} |"))
+        assert row.count("×") == 2

@@ -40,16 +40,23 @@ def _to(x: Inputs, device: Any) -> Inputs:
 
 @dataclass
 class Split:
-    """One split held in memory: inputs ``x`` (tensor or dict of tensors) and targets ``y``."""
+    """One split held in memory: inputs ``x`` (tensor or dict of tensors) and targets ``y``.
+
+    Variable-length sequences carry ``lengths`` (valid steps per sample; x is padded with 0 at the end):
+    each batch is then cut to its longest sequence, and ``bucket`` makes shuffled batches of samples of
+    similar length (see :mod:`layerforge.data.ragged`)."""
 
     x: Inputs
     y: "torch.Tensor"
+    lengths: "torch.Tensor | None" = None
+    bucket: bool = False
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def to(self, device: Any) -> "Split":
-        return Split(_to(self.x, device), self.y.to(device))
+        lengths = None if self.lengths is None else self.lengths.to(device)
+        return Split(_to(self.x, device), self.y.to(device), lengths, self.bucket)
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: "torch.Generator | None" = None, drop_last: bool = False
@@ -59,6 +66,9 @@ class Split:
         import torch
 
         n = len(self)
+        if self.lengths is not None:
+            yield from self._ragged_batches(batch_size, shuffle, generator, drop_last)
+            return
         if shuffle:
             order = torch.randperm(n, generator=generator).to(self.y.device)
             stop = n - n % batch_size if drop_last else n
@@ -70,6 +80,38 @@ class Split:
             for i in range(0, stop, batch_size):
                 sl = slice(i, i + batch_size)
                 yield (_index(self.x, sl) if isinstance(self.x, dict) else self.x[sl]), self.y[sl]
+
+
+    def _ragged_batches(self, batch_size: int, shuffle: bool, generator: "torch.Generator | None",
+                        drop_last: bool) -> Iterator[tuple[Inputs, "torch.Tensor"]]:
+        """Batches of variable-length sequences, each cut to its longest sequence. ``bucket``: the shuffled
+        order is sorted by length within windows of 50 batches, and those batches are yielded in a shuffled
+        order, so a batch holds sequences of similar length."""
+        import torch
+
+        assert self.lengths is not None
+        n = len(self)
+        lengths = self.lengths.cpu()
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        if shuffle and self.bucket:
+            window = 50 * batch_size
+            chunks = [order[i : i + window] for i in range(0, n, window)]
+            order = torch.cat([c[torch.argsort(lengths[c], stable=True)] for c in chunks])
+        batches = [order[i : i + batch_size] for i in range(0, stop, batch_size)]
+        if shuffle and self.bucket:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        for idx in batches:
+            t = max(int(lengths[idx].max()), 1)
+            idx = idx.to(self.y.device)
+            x = _index(self.x, idx)
+            x = {k: v[:, :t] for k, v in x.items()} if isinstance(x, dict) else x[:, :t]
+            y = self.y[idx]
+            yield x, (y[:, :t] if y.dim() >= 2 and y.shape[1] == self._padded_steps() else y)
+
+    def _padded_steps(self) -> int:
+        x = self.x if not isinstance(self.x, dict) else next(iter(self.x.values()))
+        return int(x.shape[1])
 
 
 class Transform:

@@ -18,6 +18,7 @@ from .bundle import Inputs, Split
 from .fit import ModelFacts, fit_input, match_names
 from .images import IMAGE_EXTS, list_images, load_images, read_image_folder
 from .labels import CLASS_TASKS, class_ids
+from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv
 from .raw import RawData, check_finite
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .text import encode, input_windows, windows
@@ -82,10 +83,16 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
                  relative=f"a relative path starts from the current directory ({Path.cwd()})")
     fmt = "images" if path.suffix.lower() in IMAGE_EXTS else detect_format(path, where)
     inputs = list(facts.inputs)
-    if fmt == "csv":
+    if fmt == "csv" and meta.get("sequence_column"):
+        shape = next(iter(facts.inputs.values()))
+        raw = read_sequence_csv(path, where, meta.get("target"), meta["sequence_column"], None, shape[0],
+                                shape[1] if len(shape) == 2 else None, need_target=False)
+    elif fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":
         raw = read_npz(path, where, inputs, meta.get("target") if meta.get("source") == "npz" else None, need_target=False)
+        if meta.get("lengths_array"):
+            attach_npz_lengths(raw, path, where, meta["lengths_array"])
     elif fmt == "npy":
         raw = read_npy(path, where, None, None, need_target=False)
     elif fmt == "text":
@@ -137,8 +144,9 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
         rows = list(raw.meta["rows"])
     else:
         rows = [f"sample {i}" for i in range(n)]
+    lengths = None if raw.lengths is None else torch.from_numpy(raw.lengths)
     info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
-            "y": torch.from_numpy(y) if y is not None else None, "notes": notes}
+            "y": torch.from_numpy(y) if y is not None else None, "notes": notes, "lengths": lengths}
     return xs, info
 
 
@@ -193,9 +201,14 @@ def load_arrays(inputs: Any, facts: ModelFacts, transform_state: dict[str, Any] 
 
 def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | None, meta: dict[str, Any]) -> Split:
     """A labelled file as a :class:`Split` (for ``layerforge evaluate --data FILE``)."""
+    import torch
+
     x, info = load_inputs(path, facts, transform_state, meta, targets=True)
     if info["y"] is None:
         what = f"target column '{meta['target']}'" if meta.get("target") else "targets (no array y)"
         raise DataError(f"{path}: has no {what}, so it cannot be evaluated",
                         hint="include the targets, or use `layerforge predict` for unlabelled inputs")
-    return Split(x, info["y"])
+    y, lengths = info["y"], info["lengths"]
+    if lengths is not None:  # padded per-step targets are not scored (data.ragged)
+        y = torch.from_numpy(mask_step_targets(y.numpy(), lengths.numpy()))
+    return Split(x, y, lengths)

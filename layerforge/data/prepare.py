@@ -18,6 +18,7 @@ from ..errors import DataError, KeyPath
 from .bundle import DataBundle, Split, Transform
 from .fit import ModelFacts, fit_input, match_names
 from .labels import check_output, encode_targets
+from .ragged import mask_step_targets
 from .raw import RawData, check_finite
 from .synthetic import GENERATORS
 from .sources import Sources, check_task, read_sources, rng
@@ -51,6 +52,15 @@ def _tensors(raw: RawData, idx: np.ndarray | None = None) -> tuple[dict[str, "to
     x = {k: torch.from_numpy(np.ascontiguousarray(pick(v))) for k, v in raw.x.items()}
     assert raw.y is not None
     return x, torch.from_numpy(np.ascontiguousarray(pick(raw.y)))
+
+
+def _lengths(raw: RawData, idx: np.ndarray | None) -> "torch.Tensor | None":
+    """The split's sequence lengths as a tensor (variable-length sequences), else None."""
+    import torch
+
+    if raw.lengths is None:
+        return None
+    return torch.from_numpy(raw.lengths if idx is None else raw.lengths[idx])
 
 
 @dataclass
@@ -88,6 +98,9 @@ def _read_and_fit(spec: "Spec", facts: ModelFacts, base: Path, limit: int | None
                                              notes if r is main else [])
             check_finite(r.x[name], r.where, "the inputs" if len(r.x) == 1 else f"input '{name}'", rows=r)
     num_classes = _at(("model", "outputs"), check_output, facts, task, num_classes, main.y, main.where, notes)
+    for r in raws:
+        if r.lengths is not None and r.y is not None:
+            r.y = mask_step_targets(r.y, r.lengths)  # padded steps: -100, skipped by losses and metrics
     return _Fitted(src, task, raws, num_classes, class_names, encodings, notes)
 
 
@@ -141,13 +154,18 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
 
     single = len(facts.inputs) == 1
     splits: dict[str, tuple[dict[str, Any], Any] | None] = {}
+    lengths: dict[str, Any] = {}
     for key, idx in parts.items():
         splits[key] = _tensors(main, idx) if len(idx) else None
+        lengths[key] = _lengths(main, idx)
     for key, extra in (("val", src.val), ("test", src.test)):
         if extra is not None:
             splits[key] = _tensors(extra)
+            lengths[key] = _lengths(extra, None)
 
     standardize = src.standardize if ds.standardize is None else ds.standardize
+    if main.lengths is not None and ds.standardize is None:
+        standardize = False  # statistics would count the padding, and padding must stay 0 for the mask
     transform: Transform = Transform()
     train_x, train_y = splits["train"]  # type: ignore[misc]
     if standardize:
@@ -161,7 +179,7 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
             continue
         x, y = pair
         xs = transform.apply(next(iter(x.values())) if single else x)
-        bundle_splits[key] = Split(xs, y)
+        bundle_splits[key] = Split(xs, y, lengths=lengths.get(key), bucket=ds.bucket and key == "train")
 
     meta = {
         "source": src.kind,
@@ -183,6 +201,9 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
     }
     if src.kind == "npz":
         meta["target"] = ds.target or "y"
+    if main.lengths is not None:
+        meta["lengths"] = {"min": int(main.lengths.min()), "max": int(main.lengths.max()),
+                           "mean": round(float(main.lengths.mean()), 2), "bucket": ds.bucket}
     if num_classes is not None:
         meta["num_classes"] = num_classes
     if main.ids and main.vocab_size:

@@ -92,6 +92,18 @@ class DataSpec(BaseModel):
     )
     noise: float | None = Field(default=None, description="Generators (sine): standard deviation of the added noise (default 0.1).")
     copy_len: PositiveInt | None = Field(default=None, description="Copy task: how many symbols to remember (default 5).")
+    sequence_column: str | None = Field(
+        default=None, description="CSV: a column holding each sample's variable-length sequence, steps separated by "
+        "spaces (ids or numbers); padded with 0 to model.input_shape's T, lengths kept (docs/sequences.md).",
+    )
+    lengths: str | None = Field(
+        default=None, description="NPZ: the name of an array of per-sample lengths for x padded to (N, T, …) "
+        "(variable-length sequences; steps past a length are set to 0).",
+    )
+    bucket: bool = Field(
+        default=False, description="Variable-length sequences: group samples of similar length into the same "
+        "training batch (less padding per batch; the batch order stays shuffled).",
+    )
     image_size: list[PositiveInt] | None = Field(
         default=None,
         description="Image folders: resize every image to [height, width] (default: the model's input_shape, "
@@ -151,8 +163,15 @@ class DataSpec(BaseModel):
             raise ValueError("give either 'test' (a fraction) or 'test_path' (a file), not both")
         if self.val_fraction + self.test >= 1.0:
             raise ValueError(f"val + test must leave samples for training, got {self.val_fraction} + {self.test}")
+        if self.sequence_column is not None and self.lengths is not None:
+            raise ValueError("sequence_column (a CSV column) and lengths (an NPZ array) are two ways to give "
+                             "variable-length sequences; use the one that fits your file")
+        if self.bucket and self.sequence_column is None and self.lengths is None:
+            raise ValueError("bucket groups variable-length sequences by length; set sequence_column (CSV) or "
+                             "lengths (NPZ) too, or remove bucket")
         if self.dataset is not None and any(
-            v is not None for v in (self.val_path, self.test_path, self.target_path, self.delimiter)
+            v is not None for v in (self.val_path, self.test_path, self.target_path, self.delimiter,
+                                    self.sequence_column, self.lengths)
         ):
             raise ValueError("val_path, test_path, target_path and delimiter apply to 'path' only, not to a built-in dataset")
         return self

@@ -17,6 +17,7 @@ from . import builtin, synthetic
 from .fileio import check_memory
 from .fit import ModelFacts
 from .images import read_image_folder
+from .ragged import attach_npz_lengths, read_sequence_csv
 from .raw import RawData, display
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .schema import DataSpec
@@ -129,6 +130,18 @@ def read_file(path: Path, fmt: str, ds: DataSpec, facts: ModelFacts, base: Path,
               target_path: Path | None = None, limit: int | None = None) -> RawData:
     """One user file (main, val or test) in format ``fmt`` (not text; see :func:`read_sources`)."""
     where = display(path, base)
+    if fmt == "csv" and ds.sequence_column is not None:
+        shape = next(iter(facts.inputs.values()))
+        return read_sequence_csv(path, where, ds.target, ds.sequence_column, ds.delimiter, shape[0],
+                                 shape[1] if len(shape) == 2 else None, limit=limit)
+    if fmt == "npz" and ds.lengths is not None:
+        raw = read_npz(path, where, list(facts.inputs), ds.target)
+        attach_npz_lengths(raw, path, where, ds.lengths)
+        return raw
+    if ds.sequence_column is not None or ds.lengths is not None:
+        key = "sequence_column" if ds.sequence_column is not None else "lengths"
+        raise DataError(f"{where}: data.{key} applies to {'CSV' if key == 'sequence_column' else 'NPZ'} files, "
+                        f"and this one is {fmt}", hint=f"remove data.{key}", path=("data", key))
     if fmt == "csv":
         return read_csv(path, where, ds.target, features, ds.delimiter, limit=limit)
     if fmt == "npz":
@@ -190,6 +203,8 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts, limit: 
                                 hint="save the split as .npz with x and y: np.savez('val.npz', x=x, y=y)")
             extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"), limit=limit)
     tasks = {"csv": ("classification", "regression"), "images": ("classification",)}.get(fmt, ALL_TASKS)
+    if ds.sequence_column is not None:
+        tasks = ("sequence_classification", "regression")
     src = Sources(main, extra.get("val_path"), extra.get("test_path"), fmt, tasks,
                   meta={"files": {k: str(p) for k, p in paths.items()}})
     if main.default_task is not None and main.default_task in tasks:

@@ -154,7 +154,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     from ..data.bundle import Split
 
     x = {k: laid_out(v, speed) for k, v in target.x.items()} if isinstance(target.x, dict) else laid_out(target.x, speed)
-    target = Split(x, prepare_targets(head, target.y, torch.float32)).to(dev)
+    target = Split(x, prepare_targets(head, target.y, torch.float32), target.lengths).to(dev)
     metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Callable
 from ..errors import DataError, TrainingError
 from .rules import HEAD_OF_LOSS, Head, numel
 
+IGNORE = -100  # the target of a padded step (torch's default ignore_index; data.ragged writes it)
+
 if TYPE_CHECKING:
     import torch
 
@@ -62,6 +64,7 @@ def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_c
         if c < 2:
             raise DataError(f"{out_txt}: one value cannot hold class logits for cross_entropy",
                             hint="use loss: bce for a binary task with one output, or give the last layer one unit per class")
+        y = y[y != IGNORE]  # padded steps of variable-length sequences (cross_entropy skips them)
         if y.numel() and int(y.max()) >= c or y.numel() and int(y.min()) < 0:
             raise DataError(f"labels must lie in 0..{c - 1} for {c} output logits, found {int(y.min())}..{int(y.max())}",
                             hint="check the target column, or the last layer's units")

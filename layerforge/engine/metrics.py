@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from .losses import IGNORE
 from .rules import CLASS_METRICS, Head
 
 if TYPE_CHECKING:
@@ -152,10 +153,11 @@ class EpochStats:
         import torch
 
         y = torch.cat([t.reshape(-1) for t in self.targets]).long()
+        keep = y != IGNORE  # padded steps of variable-length sequences are not scored
         if self.keep_logits and self.head.kind == "class":
-            logits = torch.cat([o.reshape(-1, self.head.num_classes) for o in self.outs])
-            return logits.argmax(-1), y, logits
-        return torch.cat([o.reshape(-1) for o in self.outs]).long(), y, None
+            logits = torch.cat([o.reshape(-1, self.head.num_classes) for o in self.outs])[keep]
+            return logits.argmax(-1), y[keep], logits
+        return torch.cat([o.reshape(-1) for o in self.outs]).long()[keep], y[keep], None
 
     def compute(self) -> dict[str, float]:
         """Mean loss and every metric over the epoch so far (one host transfer)."""
@@ -183,7 +185,8 @@ class EpochStats:
                 if logits is not None:
                     hit = (logits.topk(k, -1).indices == y.reshape(-1, 1)).any(-1)
                 else:
-                    hit = torch.cat(self.hits, 1)[j]
+                    every = torch.cat([t.reshape(-1) for t in self.targets]) != IGNORE
+                    hit = torch.cat(self.hits, 1)[j][every]
                 vals[f"top_{k}"] = hit.double().mean()
         if self.store_real:
             wd = self.head.width

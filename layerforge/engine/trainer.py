@@ -151,7 +151,7 @@ class Trainer(TrainerState):
             return laid_out(t.to(torch.float32), self.speed) if torch.is_floating_point(t) else t
 
         x = {k: as_float32(v) for k, v in split.x.items()} if isinstance(split.x, dict) else as_float32(split.x)
-        return Split(x, prepare_targets(self.head, split.y, torch.float32)).to(self.device)
+        return Split(x, prepare_targets(self.head, split.y, torch.float32), split.lengths, split.bucket).to(self.device)
 
     @staticmethod
     def _refuse(problems: list[Problem], locate: Callable[..., Issue] | None, source: str | None) -> None:

@@ -34,6 +34,11 @@ class Activation(LayerSpec):
     example = "- {type: activation, activation: softmax}"
     example_inputs = [(4, 10)]
 
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        """Elementwise, or softmax over the features, keeps a padding mask; a softmax over time would mix padding in."""
+        last = self.activation not in _AXIS_ACTIVATIONS or self.axis % len(in_shapes[0]) == len(in_shapes[0]) - 1
+        return "keep" if last else "refuse"
+
     activation: ActivationName = Field(description="Activation function: " + ", ".join(ACTIVATION_FLOPS) + ".")
     axis: int = Field(default=-1, description="The axis softmax/log_softmax normalise over, counted over the per-sample "
                       "axes (0 = first after the batch); only allowed with those two.")

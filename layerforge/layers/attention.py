@@ -59,6 +59,29 @@ def query_value_key(layer: LayerSpec, in_shapes: list[Shape]) -> tuple[tuple[int
     return q, v, k
 
 
+def allowed_pairs(key_mask: Any, tq: int, causal: bool, pattern: Any = None) -> Any:
+    """Bool (B, Tq, Tk), True where query i may attend to key j: the key is a valid (unpadded) step, and
+    j ≤ i when causal, and the fixed ``pattern`` (Tq, Tk) allows it. A query row left with no key (a
+    sequence with no valid step) attends to every key instead of producing NaN; its output is padding."""
+    import torch
+
+    b, tk = key_mask.shape
+    ok = key_mask[:, None, :].expand(b, tq, tk)  # (B, Tq, Tk)
+    if causal:
+        ok = ok & torch.ones(tq, tk, dtype=torch.bool, device=key_mask.device).tril()
+    if pattern is not None:
+        ok = ok & pattern
+    return ok | ~ok.any(dim=-1, keepdim=True)
+
+
+def key_mask_of(masks: list[Any] | None) -> Any:
+    """The keys' padding mask from an attention layer's per-input masks [query, value, key]: the key's,
+    else the value's (the key defaults to the value), else the query's for self-attention."""
+    if not masks:
+        return None
+    return masks[2] if len(masks) > 2 else masks[1] if len(masks) > 1 else masks[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # torch modules (made on first use so importing the layer types does not import torch).
 # ---------------------------------------------------------------------------------------------
@@ -78,9 +101,13 @@ def _modules() -> dict[str, type]:
             self.value = nn.Linear(d, units, bias=use_bias)
             self.causal, self.dropout = causal, dropout
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, D)
+        def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:  # x: (B, T, D)
             q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, U) each
             p = self.dropout if self.training else 0.0
+            km = key_mask_of(masks)
+            if km is not None:  # padded keys get no weight
+                mask = allowed_pairs(km, x.shape[1], self.causal)  # (B, T, T)
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, T, U)
             return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)  # (B, T, U)
 
     class DotAttention(nn.Module):
@@ -92,18 +119,24 @@ def _modules() -> dict[str, type]:
             self.scale = nn.Parameter(torch.ones(())) if use_scale else None
             self.concat_score_weight = nn.Parameter(torch.ones(())) if score_mode == "concat" else None
 
-        def forward(self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
+        def forward(self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor | None = None,
+                    masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
             key = value if key is None else key  # query (B, Tq, D), key (B, Tv, D), value (B, Tv, Dv)
             p = self.dropout if self.training else 0.0
+            km = key_mask_of(masks)
+            allowed = None if km is None else allowed_pairs(km, query.shape[1], self.causal)  # (B, Tq, Tv)
             if self.score_mode == "dot":
                 q = query if self.scale is None else query * self.scale  # (s·Q)·Kᵀ = s·(Q·Kᵀ)
+                if allowed is not None:
+                    return F.scaled_dot_product_attention(q, key, value, attn_mask=allowed, dropout_p=p, scale=1.0)
                 return F.scaled_dot_product_attention(q, key, value, dropout_p=p, is_causal=self.causal, scale=1.0)
             pre = query.unsqueeze(-2) + key.unsqueeze(-3)  # (B, Tq, Tv, D)
             if self.scale is not None:
                 pre = self.scale * pre
             scores = self.concat_score_weight * torch.tanh(pre).sum(-1)  # (B, Tq, Tv)
-            if self.causal:
+            if allowed is None and self.causal:
                 allowed = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+            if allowed is not None:
                 scores = scores.masked_fill(~allowed, float("-inf"))
             weights = F.dropout(torch.softmax(scores, dim=-1), p)  # (B, Tq, Tv)
             return weights @ value  # (B, Tq, Dv)
@@ -131,7 +164,8 @@ def _modules() -> dict[str, type]:
             return m
 
         def forward(
-            self, query: torch.Tensor, value: torch.Tensor | None = None, key: torch.Tensor | None = None
+            self, query: torch.Tensor, value: torch.Tensor | None = None, key: torch.Tensor | None = None,
+            masks: list[torch.Tensor | None] | None = None,
         ) -> torch.Tensor:
             value = query if value is None else value
             key = value if key is None else key
@@ -139,13 +173,18 @@ def _modules() -> dict[str, type]:
             q = self.query(query).view(b, tq, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tq, dk)
             k = self.key(key).view(b, tk, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tk, dk)
             v = self.value(value).view(b, tk, self.heads, self.value_dim).transpose(1, 2)  # (B, h, Tk, dv)
-            y = self.attend(q, k, v)  # (B, h, Tq, dv)
+            y = self.attend(q, k, v, key_mask_of(masks))  # (B, h, Tq, dv)
             y = y.transpose(1, 2).reshape(b, tq, self.heads * self.value_dim)  # (B, Tq, h·dv)
             return self.output(y)  # (B, Tq, out)
 
-        def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            """softmax(Q·Kᵀ/√d_k)·V per head (sparse_attention overrides this)."""
-            mask = self._attn_mask(q.shape[2], k.shape[2], q.device)
+        def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   key_mask: torch.Tensor | None = None) -> torch.Tensor:
+            """softmax(Q·Kᵀ/√d_k)·V per head; ``key_mask`` (B, Tk): padded keys get no weight
+            (sparse_attention overrides this)."""
+            tq = q.shape[2]
+            mask = self._attn_mask(tq, k.shape[2], q.device)  # (Tq, Tk) or None
+            if key_mask is not None:
+                mask = allowed_pairs(key_mask, tq, self.causal, mask).unsqueeze(1)  # (B, 1, Tq, Tk)
             p = self.dropout if self.training else 0.0
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
                                                   is_causal=self.causal and mask is None)
@@ -183,6 +222,7 @@ class SelfAttention(LayerSpec):
     """
 
     example = "- {type: self_attention, units: 64, causal: true}"
+    masking = "use"  # padded keys get no weight; the output keeps the query's mask
     example_inputs = [(10, 32)]
 
     units: PositiveInt | None = Field(
@@ -230,6 +270,7 @@ class Attention(LayerSpec):
     """
 
     example = "- {type: attention, inputs: [decoder, encoder], use_scale: true}"
+    masking = "use"  # padded keys get no weight; the output keeps the query's mask
     example_inputs = [(10, 32), (12, 32)]
     min_inputs = 2
     max_inputs = 3
@@ -276,6 +317,7 @@ class MultiHeadBase(LayerSpec):
     )
     use_bias: bool = Field(default=True, description="Add learned biases in the four projections.")
     dropout: float = dropout_field()
+    masking = "use"  # padded keys get no weight; the output keeps the query's mask
 
     def head_dims(self, query_width: int) -> tuple[int, int]:
         """(d_k, d_v), defaulting d_k to query_width / num_heads (which must divide)."""

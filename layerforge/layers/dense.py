@@ -25,6 +25,7 @@ class Dense(LayerSpec):
 
     example = "- {type: dense, units: 64, activation: relu}"
     example_inputs = [(10, 32)]
+    masking = "keep"  # per step: a padding mask passes through
 
     units: PositiveInt = Field(description="Size of the output's last axis.")
     activation: ActivationName = Field(default="linear", description="Activation f applied after the affine map, e.g. "

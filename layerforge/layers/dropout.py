@@ -30,6 +30,7 @@ class Dropout(LayerSpec):
 
     example = "- {type: dropout, rate: 0.2}"
     example_inputs = [(32,)]
+    masking = "keep"  # elementwise: a padding mask passes through
 
     rate: float = Field(default=0.5, description="Probability of dropping (zeroing) an element in training, in [0, 1).")
 

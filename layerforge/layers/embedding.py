@@ -26,10 +26,14 @@ class Embedding(LayerSpec):
     **Shapes.** integer ids (T,) → (T, output_dim); more generally (…) → (…, output_dim). The input must be an
     integer tensor. Parameters: input_dim·output_dim.
 
+    With `mask_zero: true`, id 0 is padding: the output carries a mask (True where x[t] ≠ 0) that
+    recurrent, attention and `sequence_pool` layers and per-step losses honour (docs/sequences.md); the
+    table keeps its row 0 (as Keras), so real ids should start at 1.
+
     **FLOPs** 0 (a table lookup).
 
-    **Equivalents.** PyTorch `nn.Embedding(input_dim, output_dim)`; Keras `layers.Embedding(input_dim,
-    output_dim)`.
+    **Equivalents.** PyTorch `nn.Embedding(input_dim, output_dim)` (`padding_idx=0` is different: it only
+    freezes row 0 at zeros); Keras `layers.Embedding(input_dim, output_dim, mask_zero=…)`.
     """
 
     example = "- {type: embedding, input_dim: 100, output_dim: 16}"
@@ -37,9 +41,14 @@ class Embedding(LayerSpec):
 
     input_dim: PositiveInt = Field(description="Vocabulary size: ids run from 0 to input_dim - 1.")
     output_dim: PositiveInt = Field(description="Size of each embedding vector.")
+    mask_zero: bool = Field(default=False, description="Treat id 0 as padding: the output carries a mask of the "
+                            "non-zero steps (variable-length sequences).")
 
     def id_range(self, input_index: int = 0) -> tuple[int, int]:
         return (0, self.input_dim)
+
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        return "make" if self.mask_zero else "keep"
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         return (*in_shapes[0], self.output_dim)
@@ -47,10 +56,26 @@ class Embedding(LayerSpec):
     def build(self, in_shapes: list[Shape]) -> "nn.Module":
         from torch import nn
 
+        if self.mask_zero:
+            return _masked_embedding_class()(self.input_dim, self.output_dim)
         return nn.Embedding(self.input_dim, self.output_dim)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         return 0
+
+
+@cache
+def _masked_embedding_class() -> type:
+    import torch
+    from torch import nn
+
+    class MaskedEmbedding(nn.Embedding):
+        """nn.Embedding whose id 0 marks padding (the same weights and state dict)."""
+
+        def compute_mask(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T) → (B, T) bool
+            return ids != 0
+
+    return MaskedEmbedding
 
 
 def sinusoidal_table(max_len: int, dim: int) -> "torch.Tensor":
@@ -108,6 +133,7 @@ class PositionalEncoding(LayerSpec):
 
     example = "- {type: positional_encoding, kind: sinusoidal, max_len: 64}"
     example_inputs = [(10, 16)]
+    masking = "keep"
 
     kind: Literal["sinusoidal", "learned"] = Field(
         default="sinusoidal", description="'sinusoidal' (fixed sin/cos table) or 'learned' (a trained table)."

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     dense,
     dropout,
     embedding,
+    masking,
     merge,
     norm,
     pooling,

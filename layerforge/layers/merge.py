@@ -63,6 +63,7 @@ class Add(LayerSpec):
 
     example = "- {type: add, inputs: [a, b]}"
     example_inputs = [(4, 6), (4, 6)]
+    masking = "keep"  # elementwise: the padding masks pass through (their AND)
     min_inputs = 2
     max_inputs = 99
 
@@ -96,6 +97,10 @@ class Concat(LayerSpec):
 
     example = "- {type: concat, axis: -1, inputs: [a, b]}"
     example_inputs = [(4, 6), (4, 3)]
+
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        """Joining features step by step keeps padding masks; joining along time would misplace them."""
+        return "keep" if self.axis % len(in_shapes[0]) == len(in_shapes[0]) - 1 else "refuse"
     min_inputs = 2
     max_inputs = 99
 

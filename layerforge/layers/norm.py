@@ -109,6 +109,7 @@ class LayerNorm(LayerSpec):
 
     example = "- {type: layernorm}"
     example_inputs = [(10, 16)]
+    masking = "keep"  # statistics per step: a padding mask passes through
 
     epsilon: PositiveFloat = Field(default=1e-5, description="Added to the variance before the square root.")
     center: bool = Field(default=True, description="Learn a shift β per feature.")

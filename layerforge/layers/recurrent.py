@@ -17,6 +17,17 @@ from .common import Count, sequence_hint
 from .registry import LayerSpec, Shape, register
 
 _FAMILY = "recurrent"
+Activation = Literal["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign"]  # recurrent_loop.ACTIVATIONS
+
+
+def activation_field() -> Any:
+    return Field(default="tanh", description="The activation of the candidate (LSTM: g and the cell output "
+                 "tanh(c_t); GRU: n); anything but tanh runs the step loop instead of the fused kernel (slower).")
+
+
+def recurrent_activation_field() -> Any:
+    return Field(default="sigmoid", description="The gates' activation σ; anything but sigmoid runs the step loop "
+                 "(slower). hard_sigmoid = relu6(x + 3) / 6, as Keras 3.")
 
 
 @cache
@@ -24,29 +35,74 @@ def _wrapper_class() -> type:
     """The nn.Module wrapper (made on first use so importing the layer types does not import torch)."""
     import torch
     from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from .recurrent_loop import reverse_valid, run_loop
 
     class RecurrentOutput(nn.Module):
-        """Runs a torch recurrent module and returns one tensor: the sequence or the last step."""
+        """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
 
-        def __init__(self, rnn: nn.RNNBase, return_sequences: bool) -> None:
+        With a padding mask (bool (B, T), True = valid, right-padded) the sequences are packed, so each
+        one stops at its own last valid step and a bidirectional layer's backward pass starts there;
+        padded steps of the output sequence are 0 (as Keras)."""
+
+        def __init__(self, rnn: nn.RNNBase, return_sequences: bool, go_backwards: bool = False,
+                     merge_mode: str = "concat", loop: dict[str, Any] | None = None) -> None:
             super().__init__()
             self.rnn = rnn
             self.return_sequences = return_sequences
+            self.go_backwards = go_backwards
+            self.merge_mode = merge_mode
+            self.loop = loop  # options the fused kernel lacks: run recurrent_loop.run_loop instead
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, F)
-            out, _ = self.rnn(x)  # (B, T, H·dirs)
+        def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+            mask = masks[0] if masks else None  # (B, T) bool or None
+            if self.loop is not None:
+                lengths = None if mask is None else mask.sum(dim=1)
+                if self.go_backwards:
+                    x = x.flip(1) if lengths is None else reverse_valid(x, lengths)
+                out, state = run_loop(self.rnn, x=x, lengths=lengths, training=self.training, **self.loop)
+            elif mask is None:
+                if self.go_backwards:
+                    x = x.flip(1)  # (B, T, F), last step first
+                out, state = self.rnn(x)  # (B, T, H·dirs)
+            else:
+                lengths = mask.sum(dim=1)  # (B,)
+                if self.go_backwards:
+                    x = reverse_valid(x, lengths)
+                packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+                out, state = self.rnn(packed)
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H·dirs)
             if self.return_sequences:
-                return out
-            if not self.rnn.bidirectional:
-                return out[:, -1]  # (B, H)
-            h = self.rnn.hidden_size
-            # forward direction after the last step, backward direction after reading back to t=0
-            return torch.cat([out[:, -1, :h], out[:, 0, h:]], dim=-1)  # (B, 2H)
+                y = out
+            else:
+                h = state[0] if isinstance(state, tuple) else state  # (layers·dirs, B, H)
+                dirs = 2 if self.rnn.bidirectional else 1
+                # each direction's final state: forward after its last valid step, backward after t = 0
+                y = torch.cat(list(h[-dirs:]), dim=-1)  # (B, H·dirs)
+            if mask is not None:
+                y = y * (mask.any(dim=1) if y.dim() == 2 else mask).unsqueeze(-1).to(y.dtype)  # empty rows → 0
+            return merge_directions(y, self.rnn.hidden_size, self.merge_mode) if self.rnn.bidirectional else y
 
         def extra_repr(self) -> str:
-            return f"return_sequences={self.return_sequences}"
+            extra = ", go_backwards=True" if self.go_backwards else ""
+            extra += f", step loop {self.loop}" if self.loop else ""
+            extra += f", merge_mode={self.merge_mode}" if self.rnn.bidirectional and self.merge_mode != "concat" else ""
+            return f"return_sequences={self.return_sequences}{extra}"
 
     return RecurrentOutput
+
+
+def merge_directions(y: "torch.Tensor", h: int, mode: str) -> "torch.Tensor":
+    """Join the forward and backward halves [..., :h] and [..., h:] of a bidirectional output."""
+    if mode == "concat":
+        return y
+    fwd, bwd = y[..., :h], y[..., h:]
+    if mode == "sum":
+        return fwd + bwd
+    if mode == "mul":
+        return fwd * bwd
+    return (fwd + bwd) * 0.5  # ave
 
 
 class _Recurrent(LayerSpec):
@@ -72,6 +128,39 @@ class _Recurrent(LayerSpec):
         default=False,
         description="true: every step's output (T, H·dirs); false: the last step's output (H·dirs), as Keras.",
     )
+    go_backwards: bool = Field(
+        default=False, description="Read the sequence from its last (valid) step to its first, as Keras; the output "
+                                   "sequence stays in that reversed order.",
+    )
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = Field(
+        default="concat", description="How a bidirectional layer joins its two directions: concat (H·2), or "
+                                      "sum, mul, ave elementwise (H), as Keras' Bidirectional.",
+    )
+    use_bias: bool = Field(default=True, description="Learn the bias vectors b_ih and b_hh (false: none).")
+    recurrent_dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="While training, drop units of h_{t−1} where it enters the recurrence, one mask for all steps "
+                    "(as Keras); > 0 runs the step loop instead of the fused kernel (slower).",
+    )
+
+    def loop_options(self) -> dict[str, Any] | None:
+        """The options for recurrent_loop.run_loop, or None when torch's fused kernel computes this layer."""
+        opts = {"kind": self.type, "activation": getattr(self, "activation", "tanh"),
+                "recurrent_activation": getattr(self, "recurrent_activation", "sigmoid"),
+                "reset_after": getattr(self, "reset_after", True), "recurrent_dropout": self.recurrent_dropout}
+        fused_act = ("tanh", "relu") if self.type == "simple_rnn" else ("tanh",)
+        fused = (opts["activation"] in fused_act and opts["recurrent_activation"] == "sigmoid" and opts["reset_after"]
+                 and self.recurrent_dropout == 0)
+        return None if fused else opts
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> "_Recurrent":
+        if self.merge_mode != "concat" and not self.bidirectional:
+            raise ValueError(f"merge_mode '{self.merge_mode}' joins the two directions of a bidirectional layer; "
+                             "set bidirectional: true, or remove merge_mode")
+        if self.go_backwards and self.bidirectional:
+            raise ValueError("go_backwards with bidirectional only swaps the two directions; remove go_backwards")
+        return self
 
     @model_validator(mode="after")
     def _dropout_needs_stacking(self) -> "_Recurrent":
@@ -86,8 +175,15 @@ class _Recurrent(LayerSpec):
         (s,) = in_shapes
         if len(s) != 2:
             raise ShapeError(f"{self.type} needs a sequence (T, F), got {tuple(s)}", hint=sequence_hint(s))
-        width = self.units * (2 if self.bidirectional else 1)
-        return (s[0], width) if self.return_sequences else (width,)
+        return (s[0], self.width) if self.return_sequences else (self.width,)
+
+    @property
+    def width(self) -> int:
+        """Output features per step: H, or 2·H for a bidirectional layer that concatenates."""
+        return self.units * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
+
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        return "use" if self.return_sequences else "consume"
 
     def _torch_kwargs(self) -> dict[str, Any]:
         return {}
@@ -97,15 +193,19 @@ class _Recurrent(LayerSpec):
 
         rnn = getattr(nn, self.torch_module)(
             in_shapes[0][-1], self.units, num_layers=self.num_layers, bidirectional=self.bidirectional,
-            dropout=self.dropout, batch_first=True, **self._torch_kwargs(),
+            dropout=self.dropout, batch_first=True, bias=self.use_bias, **self._torch_kwargs(),
         )
-        return _wrapper_class()(rnn, self.return_sequences)
+        self._init(rnn)
+        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode, self.loop_options())
+
+    def _init(self, rnn) -> None:
+        """Initialisation beyond torch's defaults (LSTM's unit_forget_bias)."""
 
     def step_flops(self, features: int) -> int:
         """FLOPs of one time step of one direction of one stacked layer reading `features` inputs."""
         g, h = self.n_gates, self.units
         matmuls = 2 * features * g * h + 2 * h * g * h
-        biases = 2 * g * h  # b_ih and b_hh
+        biases = 2 * g * h if self.use_bias else 0  # b_ih and b_hh
         combine = g * h  # (W_ih x + b_ih) + (W_hh h + b_hh), one add per gate unit
         gate_activations = g * h  # one sigmoid/tanh (or relu) per gate unit
         return matmuls + biases + combine + gate_activations + self.cell_flops_per_unit * h
@@ -117,6 +217,9 @@ class _Recurrent(LayerSpec):
         for layer in range(self.num_layers):
             features = f if layer == 0 else self.units * dirs
             total += dirs * t * self.step_flops(features)
+        if self.bidirectional and self.merge_mode != "concat":
+            positions = t if self.return_sequences else 1
+            total += positions * self.units * (2 if self.merge_mode == "ave" else 1)  # + or ⊙ (ave: then × ½)
         return total
 
 
@@ -138,6 +241,9 @@ class SimpleRNN(_Recurrent):
     **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step
     = 2·F_l·H (W_ih·x) + 2·H·H (W_hh·h) + 2·H (both biases) + H (adding the two halves) + H (f) =
     2·F_l·H + 2·H² + 4·H. Every step is counted, also the first one (h_{−1} = 0, torch still multiplies).
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.RNN(F, H, num_layers, nonlinearity=f, batch_first=True,
     bidirectional=…, dropout=…)` (output[:, -1] for the last step); Keras `layers.SimpleRNN(H, activation=f,
@@ -151,12 +257,13 @@ class SimpleRNN(_Recurrent):
     n_gates = 1
     cell_flops_per_unit = 0
 
-    activation: Literal["tanh", "relu"] = Field(
-        default="tanh", description="Nonlinearity f of the recurrence (tanh or relu)."
+    activation: Activation = Field(
+        default="tanh", description="Nonlinearity f of the recurrence; tanh and relu run torch's fused kernel, the "
+                                    "others the step loop (slower).",
     )
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"nonlinearity": self.activation}
+        return {"nonlinearity": self.activation if self.activation in ("tanh", "relu") else "tanh"}
 
 
 @register("lstm", family=_FAMILY)
@@ -176,6 +283,9 @@ class LSTM(_Recurrent):
     **FLOPs** (per sample) = Σ_layers dirs · T · step, with one step (G = 4 gates)
     = 2·F_l·4H + 2·H·4H (matmuls) + 2·4H (both biases) + 4H (adding the two halves) + 4H (3 σ + 1 tanh) +
     3H (f⊙c, i⊙g, their sum) + H (tanh c_t) + H (o⊙) = 8·F_l·H + 8·H² + 21·H. Every step is counted, also the first one.
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.LSTM(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.LSTM(H, return_sequences=…)`, wrapped in
@@ -188,6 +298,32 @@ class LSTM(_Recurrent):
     torch_module = "LSTM"
     n_gates = 4
     cell_flops_per_unit = 5  # f⊙c, i⊙g, +, tanh(c), o⊙
+
+    activation: Activation = activation_field()
+    recurrent_activation: Activation = recurrent_activation_field()
+    unit_forget_bias: bool = Field(
+        default=False, description="Start with zero biases except 1 on the forget gate (in b_if; b_hf stays 0), "
+                                   "Keras' default; false keeps torch's uniform initialisation.",
+    )
+
+    @model_validator(mode="after")
+    def _forget_bias_needs_bias(self) -> "LSTM":
+        if self.unit_forget_bias and not self.use_bias:
+            raise ValueError("unit_forget_bias sets a bias, and use_bias is false; drop one of them")
+        return self
+
+    def _init(self, rnn) -> None:
+        import torch
+
+        if not self.unit_forget_bias:
+            return
+        h = self.units
+        with torch.no_grad():
+            for name, p in rnn.named_parameters():
+                if name.startswith("bias_"):
+                    p.zero_()
+                    if name.startswith("bias_ih"):
+                        p[h : 2 * h] = 1.0  # torch's gate order i, f, g, o
 
 
 @register("gru", family=_FAMILY)
@@ -208,6 +344,9 @@ class GRU(_Recurrent):
     = 2·F_l·3H + 2·H·3H (matmuls) + 2·3H (both biases) + 3H (adding the halves of r, z, n) + 3H (2 σ + 1 tanh) +
     H (r ⊙ (W_hn·h + b_hn)) + 4H ((1 − z), ⊙ n, z ⊙ h, their sum) = 6·F_l·H + 6·H² + 17·H.
     Every step is counted, also the first one.
+    Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
+    `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
+    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.GRU(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.GRU(H, reset_after=True, return_sequences=…)` (the
@@ -220,3 +359,10 @@ class GRU(_Recurrent):
     torch_module = "GRU"
     n_gates = 3
     cell_flops_per_unit = 5  # r⊙(…), 1−z, ⊙n, z⊙h, +
+
+    activation: Activation = activation_field()
+    recurrent_activation: Activation = recurrent_activation_field()
+    reset_after: bool = Field(
+        default=True, description="true: r ⊙ (W_hn·h + b_hn), torch's and Keras 3's default (fused kernel); false: "
+                                  "W_hn·(r ⊙ h) + b_hn, the original GRU (Keras reset_after=False), step loop.",
+    )

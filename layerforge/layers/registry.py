@@ -64,6 +64,7 @@ class LayerSpec(BaseModel):
     example_inputs: ClassVar[list[Shape]] = []  # input shape(s) the example reads (used by the contract tests)
     time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
     example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
+    masking: ClassVar[str] = "refuse"  # what the layer does with a padding mask on its input (see mask_mode)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -121,6 +122,23 @@ class LayerSpec(BaseModel):
         keep T; a spiking layer that sets or consumes it overrides this and raises ShapeError when the
         input's T does not fit it."""
         return steps
+
+    def mask_mode(self, in_shapes: list[Shape]) -> str:
+        """What this layer does with a padding mask (variable-length sequences, docs/sequences.md):
+
+        - ``refuse`` (the default): a masked input is an error at validation, since the layer would mix
+          padded steps into valid ones silently;
+        - ``keep``: the layer works step by step (elementwise or on the last axis), so the output carries
+          the input's mask unchanged (several masked inputs: their AND);
+        - ``use``: the module takes ``masks=[mask per input]`` (bool (B, T), True = a valid step, None for
+          an unmasked input) and its output carries the first input's mask (recurrent with
+          ``return_sequences``, attention);
+        - ``consume``: as ``use``, but the output carries no mask (last valid step, pooling over time);
+        - ``make``: the module has ``compute_mask(x) -> bool (B, T)`` and its output carries that mask
+          (``embedding`` with ``mask_zero``, ``masking``).
+
+        Default: the class attribute ``masking``."""
+        return type(self).masking
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:

@@ -59,11 +59,16 @@ def _module_class() -> type:
                     self._cache = (key, make())
             return self._cache[1]
 
-        def attend(self, q, k, v):  # (B, h, T, dk), (B, h, T, dk), (B, h, T, dv) → (B, h, T, dv)
+        def attend(self, q, k, v, key_mask=None):  # (B, h, T, dk) ×2, (B, h, T, dv), (B, T) → (B, h, T, dv)
             from . import sparse_kernels as sk
+            from .attention import allowed_pairs
 
             p = self.dropout if self.training else 0.0
             t, dev = q.shape[2], q.device
+            if key_mask is not None:  # padded keys: the pattern's dense mask with them removed (masked backend)
+                pattern = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))
+                mask = allowed_pairs(key_mask, t, False, pattern).unsqueeze(1)  # (B, 1, T, T)
+                return sk.masked_attention(q, k, v, self.pattern, dropout=p, mask=mask)
             backend = choose_backend(self.backend, self.pattern, t, self.block, self.heads)
             if backend == "masked":
                 mask = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))

@@ -32,6 +32,8 @@ CASES: dict[str, tuple] = {
     "simple_rnn": ([5, 3], [{"type": "simple_rnn", "units": 32}]),
     "lstm": ([5, 3], [{"type": "lstm", "units": 32}]),
     "gru": ([5, 3], [{"type": "gru", "units": 32, "bidirectional": True}]),
+    "sequence": ([5, 3], [{"type": "masking", "mask_value": 0.0}, {"type": "dense", "units": 32, "activation": "relu"},
+                          {"type": "sequence_pool", "mode": "max"}]),
     "self_attention": ([5, 4], [{"type": "self_attention", "units": 16}, {"type": "flatten"}]),
     "multi_head_attention": ([5, 8], [{"type": "multi_head_attention", "num_heads": 2}, {"type": "flatten"}]),
     "sparse_attention": ([8, 8], [{"type": "sparse_attention", "window": 4, "stride": 4, "num_heads": 2},

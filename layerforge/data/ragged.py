@@ -1,0 +1,102 @@
+"""Variable-length sequences: ragged samples padded to the model's length T, with their lengths kept.
+
+Sources: a CSV whose ``data.sequence_column`` holds each sample's steps separated by spaces (integer ids
+or numbers; the other named column is the target), or an NPZ archive of padded ``x`` with a per-sample
+``data.lengths`` array. Padding is 0 at the end of each sequence (what ``embedding: {mask_zero: true}``
+and ``masking: {mask_value: 0}`` read as padding); per-step integer targets get -100 at padded steps,
+which the losses and metrics skip. Batches are cut to their longest sequence (``Split.batches``). See
+docs/sequences.md.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .raw import RawData
+from .readers import _infer_csv_task, _load_npy, _open_text
+
+IGNORE = -100  # the target at a padded step (torch's cross_entropy ignore_index)
+
+
+def pad_ragged(seqs: list[np.ndarray], t: int, where: str, row_offset: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stack sequences of lengths ≤ t into (N, t, …) zero-padded at the end, with their lengths (N,)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    if lengths.size and lengths.max() > t:
+        i = int(np.argmax(lengths))
+        row = f"line {i + row_offset}" if row_offset else f"sample {i}"
+        raise DataError(f"{where}: the {what} at {row} has {lengths[i]} steps, more than the model's {t}",
+                        hint=f"set model.input_shape's first axis (T) to at least {lengths.max()}, or shorten the data")
+    tail = seqs[0].shape[1:] if seqs else ()
+    dtype = np.result_type(*[s.dtype for s in seqs]) if seqs else np.float32
+    x = np.zeros((len(seqs), t, *tail), dtype=dtype)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = s
+    return x, lengths
+
+
+def read_sequence_csv(path: Path, where: str, target: str | None, column: str, delimiter: str | None, t: int,
+                      feature_dim: int | None, limit: int | None = None, need_target: bool = True) -> RawData:
+    """A CSV with one sample per row: ``column`` holds the steps separated by spaces (whole numbers → int64
+    ids, else float32 values, shape (T, 1) when ``feature_dim`` is 1), ``target`` the label."""
+    text = _open_text(path, where)
+    delimiter = delimiter or ("\t" if ".tsv" in path.name.lower() else ",")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = [r for r in (reader if limit is None else itertools.islice(reader, limit + 1)) if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise DataError(f"{where}: needs a header row and at least one data row", hint=f"columns: {column}, {target}")
+    header = [h.strip() for h in rows[0]]
+    if not need_target and target not in header:
+        target = None  # predict: the labels are optional
+    for name, key in ((column, "sequence_column"), (target, "target")):
+        if name is not None and name not in header:
+            raise DataError(f"{where}: no column '{name}' (data.{key}); the columns are: {', '.join(header)}",
+                            hint=f"set data.{key} to one of them", path=("data", key))
+    ci, body = header.index(column), rows[1:]
+    try:
+        seqs = [np.array([float(v) for v in r[ci].split()], dtype=np.float64) for r in body]
+    except (ValueError, IndexError) as e:
+        raise DataError(f"{where}: column '{column}' must hold numbers separated by spaces ({e})",
+                        hint="write each sample's steps as e.g. \"4 17 9 2\"") from e
+    ids = all(np.all(s == np.round(s)) for s in seqs) and feature_dim is None
+    seqs = [s.astype(np.int64) if ids else s.astype(np.float32).reshape(-1, *((1,) if feature_dim == 1 else ())) for s in seqs]
+    x, lengths = pad_ragged(seqs, t, where, 2, "sequence")
+    raw = RawData(x={"input": x}, y=None, where=where, row_offset=2, ids=ids, lengths=lengths,
+                  meta={"sequence_column": column, "target": target})
+    if target is not None:
+        raw.y = np.array([r[header.index(target)].strip() for r in body])
+        _infer_csv_task(raw, target)
+        raw.default_task = "sequence_classification" if raw.default_task == "classification" else raw.default_task
+    return raw
+
+
+def attach_npz_lengths(raw: RawData, path: Path, where: str, key: str) -> None:
+    """Read the per-sample lengths array ``key`` of an NPZ archive, check it against x, and zero x's padding."""
+    with _load_npy(path, where) as arrays:
+        if key not in arrays.files:
+            raise DataError(f"{where}: no array '{key}' (data.lengths); the file holds: {', '.join(arrays.files)}",
+                            hint="save the lengths with np.savez(path, x=x, y=y, lengths=lengths)", path=("data", "lengths"))
+        lengths = np.asarray(arrays[key]).astype(np.int64).reshape(-1)
+    raw.meta["lengths_array"] = key
+    for name, x in raw.x.items():
+        if x.ndim < 2 or len(lengths) != len(x):
+            raise DataError(f"{where}: data.lengths has {len(lengths)} entries for {name} of shape {x.shape}",
+                            hint="one length per sample, and x padded to (N, T, …)", path=("data", "lengths"))
+        if lengths.min(initial=1) < 0 or lengths.max(initial=0) > x.shape[1]:
+            raise DataError(f"{where}: lengths must lie in 0..{x.shape[1]} (the padded length), found "
+                            f"{lengths.min()}..{lengths.max()}", path=("data", "lengths"))
+        x[np.arange(x.shape[1])[None, :] >= lengths[:, None]] = 0  # padding is 0, whatever the file held
+    raw.lengths = lengths
+
+
+def mask_step_targets(y: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per-step integer targets (N, T) with IGNORE at each sequence's padded steps."""
+    if y.ndim != 2 or y.dtype.kind not in "iu" or y.shape[1] < lengths.max(initial=0):
+        return y
+    y = y.astype(np.int64, copy=True)
+    y[np.arange(y.shape[1])[None, :] >= lengths[:, None]] = IGNORE
+    return y
