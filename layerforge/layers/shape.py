@@ -24,7 +24,12 @@ class Flatten(LayerSpec):
 
     **FLOPs** 0 (a reshape moves no arithmetic).
 
-    **Equivalents.** PyTorch `nn.Flatten()`; Keras `layers.Flatten(data_format="channels_first")`.
+    **Equivalents.** PyTorch `nn.Flatten()`; Keras `layers.Flatten()` (its default,
+    `data_format="channels_last"`, flattens the tensor as it is stored). NOT Keras
+    `Flatten(data_format="channels_first")`: that one moves the channels last before flattening, so a
+    (C, H, W) input comes out in (H, W, C) order. When porting a Keras channels_last model, the dense
+    layer after the flatten reads (H, W, C)-ordered features: permute its kernel's rows from (H, W, C) to
+    (C, H, W) order (or put `- {type: permute, dims: [1, 2, 0]}` before this flatten).
     """
 
     example = "- {type: flatten}"
