@@ -146,23 +146,23 @@ def _padding(v: Any) -> Any:
 
 
 def _padding_1d(v: Any) -> Any:
-    """'same' | 'valid' (any case) or a non-negative int."""
+    """'same' | 'valid' | 'causal' (any case) or a non-negative int."""
     if isinstance(v, str):
-        if v.lower() in ("same", "valid"):
+        if v.lower() in ("same", "valid", "causal"):
             return v.lower()
-        raise ValueError(f"padding must be 'same', 'valid' or an integer, got '{v}'")
+        raise ValueError(f"padding must be 'same', 'valid', 'causal' or an integer, got '{v}'")
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 0:
             raise ValueError(f"padding must not be negative, got {v}")
         return v
-    raise ValueError(f"padding must be 'same', 'valid' or an integer, got {v!r}")
+    raise ValueError(f"padding must be 'same', 'valid', 'causal' or an integer, got {v!r}")
 
 
 Padding = Annotated[
     Literal["same", "valid"] | tuple[int, int],
     BeforeValidator(_padding, json_schema_input_type=Literal["same", "valid"] | int | tuple[int, int]),
 ]
-Padding1d = Annotated[Literal["same", "valid"] | int, BeforeValidator(_padding_1d)]
+Padding1d = Annotated[Literal["same", "valid", "causal"] | int, BeforeValidator(_padding_1d)]
 PoolPadding = Annotated[Literal["same", "valid"], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
 
 
