@@ -1,6 +1,8 @@
-"""A standalone activation layer (the same functions `activation:` applies inside dense/conv layers)."""
+"""Activation layers: a standalone activation (the functions `activation:` applies inside dense/conv layers,
+with their constants) and the learned PReLU."""
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
@@ -111,3 +113,67 @@ class Activation(LayerSpec):
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         return activation_flops(self.activation, numel(out_shape))
+
+
+@cache
+def _prelu_class() -> type:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class PReLU(nn.Module):
+        """max(x, 0) + α·min(x, 0) with a learned α broadcast over the shared axes."""
+
+        def __init__(self, alpha_shape: tuple[int, ...], init: float) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.full(alpha_shape, float(init)))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *S); weight broadcasts as (*S with 1s)
+            return F.relu(x) - self.weight * F.relu(-x)
+
+        def extra_repr(self) -> str:
+            return f"alpha_shape={tuple(self.weight.shape)}"
+
+    return PReLU
+
+
+@register("prelu", family="core")
+class PReLU(LayerSpec):
+    """Parametric ReLU: a leaky ReLU whose negative slope α is learned (per element, or shared over axes).
+
+    **Formula.** y = max(x, 0) + α ⊙ min(x, 0) (He et al. 2015), α broadcast over the `shared_axes`.
+
+    **Shapes.** any shape S → S. Parameters: numel(S) with the shared axes counted as 1; e.g. a (C, H, W)
+    image with shared_axes [1, 2] has one α per channel (C parameters), as PyTorch's `nn.PReLU(C)`.
+
+    **FLOPs** (per sample): 2 per element (a comparison and a product).
+
+    **Equivalents.** PyTorch `nn.PReLU(num_parameters, init)` (one α, or one per channel: shared_axes = every
+    axis but 0); Keras `layers.PReLU(alpha_initializer=Constant(alpha_init), shared_axes=[a + 1 for a in
+    shared_axes])` (Keras counts the batch axis, and initialises α to 0, i.e. starts as a ReLU).
+    """
+
+    example = "- {type: prelu, shared_axes: [1, 2]}"
+    example_inputs = [(4, 5, 5)]
+
+    shared_axes: list[int] = Field(default_factory=list, description="Per-sample axes (0 = first after the batch) "
+                                   "that share one α; default none: one α per element, as in Keras.")
+    alpha_init: float = Field(default=0.25, description="Initial α (0.25: He et al. and PyTorch; Keras starts "
+                              "from 0).")
+
+    def _alpha_shape(self, s: Shape) -> Shape:
+        for a in self.shared_axes:
+            if not 0 <= a < len(s):
+                raise ShapeError(f"shared axis {a} is out of range for an input of shape {fmt_shape(s)}",
+                                 hint=f"use axes in [0, {len(s) - 1}] (0-based, the batch axis is not counted)")
+        return tuple(1 if i in self.shared_axes else d for i, d in enumerate(s))
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        self._alpha_shape(in_shapes[0])
+        return tuple(in_shapes[0])
+
+    def build(self, in_shapes: list[Shape]) -> "nn.Module":
+        return _prelu_class()(self._alpha_shape(in_shapes[0]), self.alpha_init)
+
+    def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        return 2 * numel(out_shape)

@@ -17,4 +17,5 @@ from . import (  # noqa: F401
     sparse_attention,
     spiking,
     tensor_train,
+    wrappers,
 )

@@ -173,3 +173,104 @@ def test_2d_padding_and_cropping_match_keras():
     close(m(x), keras_call(layers.ZeroPadding2D(((1, 0), (2, 3)), data_format="channels_first"), x))
     _, m = lf("cropping2d", [(3, 6, 7)], cropping=[[1, 2], [0, 3]])
     close(m(x), keras_call(layers.Cropping2D(((1, 2), (0, 3)), data_format="channels_first"), x))
+
+
+# --- pooling, normalisation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pools_match_keras(keepdims):
+    x = torch.randn(2, 3, 4, 5)
+    for type_, k in [("global_avg_pool", layers.GlobalAveragePooling2D), ("global_max_pool", layers.GlobalMaxPooling2D)]:
+        _, m = lf(type_, [(3, 4, 5)], keepdims=keepdims)
+        close(m(x), keras_call(k(data_format="channels_first", keepdims=keepdims), x))
+    _, m = lf("global_max_pool", [(3, 7)])
+    close(m(x[:, :, 0]), keras_call(layers.GlobalMaxPooling1D(data_format="channels_first"), x[:, :, 0]))
+
+
+def test_group_norm_matches_keras():
+    x = torch.randn(2, 6, 4, 5) * 3 + 1
+    _, m = lf("group_norm", [(6, 4, 5)], groups=3, epsilon=1e-3)
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-1, 1)
+    k = layers.GroupNormalization(groups=3, axis=1, epsilon=1e-3)
+    close(m(x), keras_call(k, x, weights=[np_(m.weight), np_(m.bias)]))
+
+
+def test_rms_norm_matches_keras():
+    x = torch.randn(2, 4, 8) * 2
+    _, m = lf("rms_norm", [(4, 8)])
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 1.5)
+    close(m(x), keras_call(layers.RMSNormalization(axis=-1, epsilon=1e-6), x, weights=[np_(m.weight)]))
+
+
+# --- merges ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("type_, k", [("multiply", layers.Multiply), ("subtract", layers.Subtract),
+                                      ("average", layers.Average), ("maximum", layers.Maximum),
+                                      ("minimum", layers.Minimum), ("add", layers.Add)])
+def test_elementwise_merges_match_keras(type_, k):
+    n = 2 if type_ == "subtract" else 3
+    xs = [torch.randn(2, 3, 4) for _ in range(n)]
+    _, m = lf(type_, [(3, 4)] * n)
+    close(m(*xs), keras_call(k(), *xs))
+
+
+@pytest.mark.parametrize("shapes, axes, normalize", [([(6,), (6,)], 0, False), ([(4, 6), (5, 6)], 1, False),
+                                                     ([(4, 6), (4, 3)], 0, True), ([(4, 6), (6, 5)], [1, 0], False)])
+def test_dot_matches_keras(shapes, axes, normalize):
+    xs = [torch.randn(2, *s) for s in shapes]
+    layer, m = lf("dot", shapes, axes=axes, normalize=normalize)
+    kaxes = (axes + 1 if isinstance(axes, int) else tuple(a + 1 for a in axes))
+    ref = keras_call(layers.Dot(axes=kaxes, normalize=normalize), *xs)
+    close(m(*xs), ref)
+    assert tuple(ref.shape[1:]) == layer.output_shape(shapes)
+
+
+# --- prelu, repeat_vector, time_distributed, noise ------------------------------------------------
+
+def test_prelu_matches_keras_with_shared_axes():
+    x = torch.randn(2, 3, 4, 5)
+    _, m = lf("prelu", [(3, 4, 5)], shared_axes=[1, 2])
+    with torch.no_grad():
+        m.weight.uniform_(0, 0.5)
+    k = layers.PReLU(shared_axes=[2, 3])
+    close(m(x), keras_call(k, x, weights=[np_(m.weight)]))
+
+
+def test_repeat_vector_matches_keras():
+    x = torch.randn(2, 5)
+    _, m = lf("repeat_vector", [(5,)], n=3)
+    close(m(x), keras_call(layers.RepeatVector(3), x))
+
+
+def test_time_distributed_dense_matches_keras():
+    x = torch.randn(2, 3, 4, 5)  # (B, T, 4, 5): a dense over the last axis of every step
+    _, m = lf("time_distributed", [(3, 4, 5)], layer={"type": "dense", "units": 2, "activation": "tanh"})
+    lin = m.layer[0]
+    k = layers.TimeDistributed(layers.Dense(2, activation="tanh"))
+    close(m(x), keras_call(k, x, weights=[np_(lin.weight.T), np_(lin.bias)]))
+
+
+def test_spatial_dropout_drops_what_keras_drops_and_both_are_identity_in_eval():
+    torch.manual_seed(0)
+    x = torch.ones(64, 6, 5)  # (B, L, C) for Keras' SpatialDropout1D = channels_last here
+    layer, m = lf("spatial_dropout1d", [(6, 5)], rate=0.5, data_format="channels_last")
+    m.train()
+    for y in (np_(m(x)), np_(layers.SpatialDropout1D(0.5)(x.numpy(), training=True))):
+        assert set(np.unique(y)) <= {0.0, 2.0}
+        assert (y == y[:, :1, :]).all()  # one draw per (sample, channel), shared by every step
+        assert 0.3 < (y == 0).mean() < 0.7
+    m.eval()
+    close(m(x), x)
+
+
+def test_gaussian_noise_statistics_match_keras():
+    x = torch.zeros(4000, 5)
+    _, m = lf("gaussian_noise", [(5,)], stddev=0.3)
+    m.train()
+    ours, theirs = np_(m(x)), np_(layers.GaussianNoise(0.3)(x.numpy(), training=True))
+    for y in (ours, theirs):
+        assert abs(y.mean()) < 0.02 and abs(y.std() - 0.3) < 0.02
+    m.eval()
+    close(m(x), x)
