@@ -59,6 +59,8 @@ KERAS_DEFAULT_ACTIVATIONS = [
 def test_activation_matches_keras_function_with_its_default_constants(name):
     x = torch.linspace(-4, 4, 81).reshape(9, 9)
     _, m = lf("activation", [(9,)], activation=name)
+    if not hasattr(keras.activations, name):
+        pytest.skip(f"keras {keras.__version__} has no activations.{name}")
     close(m(x), getattr(keras.activations, name)(x.numpy()))
 
 
@@ -196,6 +198,7 @@ def test_group_norm_matches_keras():
     close(m(x), keras_call(k, x, weights=[np_(m.weight), np_(m.bias)]))
 
 
+@pytest.mark.skipif(not hasattr(layers, "RMSNormalization"), reason="this keras has no RMSNormalization")
 def test_rms_norm_matches_keras():
     x = torch.randn(2, 4, 8) * 2
     _, m = lf("rms_norm", [(4, 8)])
