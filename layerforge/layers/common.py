@@ -101,12 +101,13 @@ def activation_flops(name: str, numel: int) -> int:
     return ACTIVATION_FLOPS[name] * numel
 
 
-def _pair(v: Any) -> Any:
+def _pair(v: Any, what: str = "[h, w]") -> Any:
+    """An int (used twice) or a two-element list → a tuple; `what` names the pair in the error."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
     if isinstance(v, (list, tuple)) and len(v) == 2:
         return tuple(v)
-    raise ValueError(f"expected an integer or a pair [h, w], got {v!r}")
+    raise ValueError(f"expected an integer or a pair {what}, got {v!r}")
 
 
 def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 from pydantic import BeforeValidator, Field
 
 from ..errors import ShapeError
-from .common import fmt_shape, numel
+from .common import _pair, fmt_shape, numel
 from .registry import LayerSpec, Shape, register
 
 if TYPE_CHECKING:
@@ -267,14 +267,6 @@ def _dot_class() -> type:
     return Dot
 
 
-def _axis_pair(v: object) -> object:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return (v, v)
-    if isinstance(v, (list, tuple)) and len(v) == 2:
-        return tuple(v)
-    raise ValueError(f"axes must be an integer or a pair [axis_of_first, axis_of_second], got {v!r}")
-
-
 @register("dot", family="merge")
 class Dot(LayerSpec):
     """Per-sample dot product of two inputs along one axis of each (e.g. attention scores, cosine similarity).
@@ -299,7 +291,8 @@ class Dot(LayerSpec):
     min_inputs = 2
     max_inputs = 2
 
-    axes: Annotated[tuple[int, int], BeforeValidator(_axis_pair, json_schema_input_type=int | tuple[int, int])] = Field(
+    axes: Annotated[tuple[int, int], BeforeValidator(lambda v: _pair(v, "[axis_of_first, axis_of_second]"),
+                                                     json_schema_input_type=int | tuple[int, int])] = Field(
         description="Axis to contract, over the per-sample axes (0 = first after the batch, -1 = last): one for "
                     "both inputs or [axis_of_first, axis_of_second].")
     normalize: bool = Field(default=False, description="L2-normalise both inputs along the axes first (cosine "

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema
 
 from ..errors import ShapeError
+from ..text import suggest
 from .common import fmt_shape
 from .registry import LayerSpec, Shape, get_layer_type, register
 
@@ -31,8 +32,18 @@ def _inner_layer(v: Any) -> LayerSpec:
     try:
         return cls.model_validate(v)
     except ValidationError as e:
-        msgs = "; ".join(f"{'.'.join(map(str, err['loc'])) or v['type']}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"in the wrapped {v['type']}: {msgs}") from None
+        raise ValueError(f"in the wrapped {v['type']}: " + "; ".join(_issue(err, cls) for err in e.errors())) from None
+
+
+def _issue(err: Any, cls: type[LayerSpec]) -> str:
+    """One pydantic error of the wrapped layer as the spec's own messages word it."""
+    key = ".".join(map(str, err["loc"]))
+    if err["type"] == "extra_forbidden":
+        hint = suggest(key, cls.model_fields)
+        return f"unknown key '{key}'" + (f" ({hint})" if hint else "")
+    if err["type"] == "missing":
+        return f"missing required key '{key}'"
+    return f"{key}: {err['msg']}" if key else err["msg"]
 
 
 InnerLayer = Annotated[

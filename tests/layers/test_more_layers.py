@@ -180,8 +180,10 @@ def test_time_distributed_equals_the_layer_applied_per_step():
 
 
 def test_time_distributed_refuses_bad_wrapped_layers():
-    with pytest.raises(ValidationError, match="units: Field required"):
+    with pytest.raises(ValidationError, match="missing required key 'units'"):
         make("time_distributed", layer={"type": "dense"})
+    with pytest.raises(ValidationError, match="unknown key 'unit' \\(did you mean 'units'"):
+        make("time_distributed", layer={"type": "dense", "units": 3, "unit": 3})
     with pytest.raises(ValidationError, match="one-input layer"):
         make("time_distributed", layer={"type": "add"})
     with pytest.raises(ValidationError, match="unknown layer type 'dens'"):
