@@ -136,7 +136,7 @@ class ZeroPadding1D(_Edges):
     example = "- {type: zero_padding1d, padding: [2, 1]}"
     example_inputs = [(3, 6)]
 
-    padding: Edges1d = Field(default=((1, 1),), description="Zeros added: an int (both ends) or [before, after].")
+    padding: Edges1d = Field(default=1, validate_default=True, description="Zeros added: an int (both ends) or [before, after].")
 
 
 @register("zero_padding2d", family="reshaping")
@@ -158,7 +158,7 @@ class ZeroPadding2D(_Edges):
     example = "- {type: zero_padding2d, padding: [[1, 0], [2, 2]]}"
     example_inputs = [(3, 4, 4)]
 
-    padding: Edges2d = Field(default=((1, 1), (1, 1)), description="Zeros added: an int (every side), [h, w] "
+    padding: Edges2d = Field(default=1, validate_default=True, description="Zeros added: an int (every side), [h, w] "
                              "(symmetric per axis) or [[top, bottom], [left, right]].")
 
 
@@ -181,7 +181,7 @@ class Cropping1D(_Edges):
     example = "- {type: cropping1d, cropping: [1, 2]}"
     example_inputs = [(3, 8)]
 
-    cropping: Edges1d = Field(default=((1, 1),), description="Elements removed: an int (both ends) or [before, after].")
+    cropping: Edges1d = Field(default=1, validate_default=True, description="Elements removed: an int (both ends) or [before, after].")
 
 
 @register("cropping2d", family="reshaping")
@@ -203,7 +203,7 @@ class Cropping2D(_Edges):
     example = "- {type: cropping2d, cropping: [[1, 0], [1, 2]]}"
     example_inputs = [(3, 6, 6)]
 
-    cropping: Edges2d = Field(default=((0, 0), (0, 0)), description="Elements removed: an int (every side), [h, w] "
+    cropping: Edges2d = Field(default=0, validate_default=True, description="Elements removed: an int (every side), [h, w] "
                               "(symmetric per axis) or [[top, bottom], [left, right]].")
 
 

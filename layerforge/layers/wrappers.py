@@ -47,7 +47,7 @@ def _issue(err: Any, cls: type[LayerSpec]) -> str:
 
 
 InnerLayer = Annotated[
-    Any, BeforeValidator(_inner_layer),
+    Any, BeforeValidator(_inner_layer, json_schema_input_type=dict[str, Any]),
     WithJsonSchema({"type": "object", "required": ["type"], "description": "a layer, e.g. {type: dense, units: 8}"}),
 ]
 
