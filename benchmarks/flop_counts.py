@@ -52,6 +52,18 @@ def lf_matmul(layer: Any, shapes: list[tuple[int, ...]], out: tuple[int, ...], s
     if t in ("conv1d", "conv2d"):
         kernel = layer._tuple(layer.kernel_size)
         return 2 * (shapes[0][0] // layer.groups) * prod(kernel) * prod(out)
+    if t == "depthwise_conv2d":
+        return 2 * prod(layer._tuple(layer.kernel_size)) * prod(out)
+    if t == "separable_conv2d":
+        mid = layer._depthwise().output_shape(shapes)
+        return lf_matmul(layer._depthwise(), shapes, mid) + 2 * mid[0] * prod(out)
+    if t in ("conv1d_transpose", "conv2d_transpose"):
+        return 2 * prod(shapes[0]) * layer.filters * prod(layer._tuple(layer.kernel_size))
+    if t == "dot":
+        n = shapes[0][layer._resolved(shapes)[0]]
+        return 2 * n * (prod(shapes[0]) // n) * (prod(shapes[1]) // n)
+    if t == "time_distributed":
+        return shapes[0][0] * lf_matmul(layer.layer, [shapes[0][1:]], out[1:])
     if t in ("simple_rnn", "lstm", "gru"):
         steps, f = shapes[0]
         dirs, g, h = (2 if layer.bidirectional else 1), layer.n_gates, layer.units

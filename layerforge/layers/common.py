@@ -6,6 +6,7 @@ repeat count (stacked layers, heads), whose cost grows with its value even when 
 Any other integer parameter is bounded by ``LayerSpec`` itself (±2**31 − 1)."""
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator
@@ -13,14 +14,21 @@ from pydantic import AfterValidator, BeforeValidator
 from ..limits import Count, Size  # noqa: F401  (re-exported for the families)
 from ..text import suggest
 
-# name → FLOPs per element (see docs/flops.md). torch modules are made by `make_activation`.
+# name → FLOPs per element (see docs/flops.md). torch modules are made by `make_activation`. The
+# constants follow Keras 3 where the two libraries agree; leaky_relu keeps torch's slope 0.01 (see
+# the activation layer's `negative_slope`), hard_sigmoid is Keras 3's / torch's relu6(x + 3) / 6.
 ACTIVATION_FLOPS: dict[str, int] = {
     "linear": 0, "relu": 1, "leaky_relu": 1, "elu": 1, "selu": 1, "gelu": 1, "silu": 1, "swish": 1,
     "tanh": 1, "sigmoid": 1, "softplus": 1, "softmax": 3, "log_softmax": 3, "mish": 1, "hard_sigmoid": 1,
+    "relu6": 1, "hard_silu": 1, "hard_swish": 1, "softsign": 1, "celu": 1, "log_sigmoid": 1, "hard_tanh": 1,
+    "exponential": 1, "hard_shrink": 1, "soft_shrink": 1, "tanh_shrink": 1, "squareplus": 1,
+    "sparse_plus": 1, "sparse_sigmoid": 1, "glu": 2, "threshold": 1,
 }
+# Only the activation layer takes these: glu halves an axis (the shape changes) and threshold has no default.
+LAYER_ONLY_ACTIVATIONS = ("glu", "threshold")
 
 
-def _check_activation(v: Any) -> str:
+def _check_activation(v: Any, *, layer_only_ok: bool = False) -> str:
     if v is None:
         return "linear"
     if not isinstance(v, str):
@@ -32,35 +40,80 @@ def _check_activation(v: Any) -> str:
             f"unknown activation '{v}'" + (f"; {hint}" if hint else "")
             + f" (known: {', '.join(ACTIVATION_FLOPS)})"
         )
+    if name in LAYER_ONLY_ACTIVATIONS and not layer_only_ok:
+        raise ValueError(f"activation '{name}' needs its own layer (it {'halves an axis' if name == 'glu' else 'takes a threshold and a value'}): "
+                         f"write a separate - {{type: activation, activation: {name}}} after this layer")
     return name
 
 
 ActivationName = Annotated[str, BeforeValidator(_check_activation)]
+# The activation layer's own field: also glu and threshold.
+AnyActivationName = Annotated[str, BeforeValidator(lambda v: _check_activation(v, layer_only_ok=True))]
 
 
-def make_activation(name: str):
-    """The torch module for an activation name (identity for 'linear')."""
+@cache
+def _elementwise_class() -> type:
+    """Activations torch has no module for, as one small module keyed by name."""
+    import torch
     from torch import nn
 
+    fns = {
+        "exponential": torch.exp,
+        "squareplus": lambda x: (x + torch.sqrt(x * x + 4.0)) / 2,  # Keras' b = 4
+        # Keras: 0 for x ≤ −1, (x + 1)² / 4 for |x| < 1, x for x ≥ 1
+        "sparse_plus": lambda x: torch.where(x <= -1, torch.zeros_like(x), torch.where(x >= 1, x, (x + 1) ** 2 / 4)),
+        "sparse_sigmoid": lambda x: ((x + 1) / 2).clamp(0, 1),  # Keras: 0 for x ≤ −1, 1 for x ≥ 1, (x + 1)/2
+    }
+
+    class Elementwise(nn.Module):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name, self.fn = name, fns[name]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fn(x)
+
+        def extra_repr(self) -> str:
+            return self.name
+
+    return Elementwise
+
+
+def make_activation(name: str, **params: float):
+    """The torch module for an activation name (identity for 'linear'). ``params`` are the activation
+    layer's constants (negative_slope, alpha, threshold, value, axis) where the function takes one."""
+    from torch import nn
+
+    p = {k: v for k, v in params.items() if v is not None}
     table = {
-        "linear": nn.Identity, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU,
+        "linear": nn.Identity, "relu": nn.ReLU, "elu": lambda: nn.ELU(alpha=p.get("alpha", 1.0)), "selu": nn.SELU,
+        "leaky_relu": lambda: nn.LeakyReLU(negative_slope=p.get("negative_slope", 0.01)),
         "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
         "softplus": nn.Softplus, "mish": nn.Mish, "hard_sigmoid": nn.Hardsigmoid,
         "softmax": lambda: nn.Softmax(dim=-1), "log_softmax": lambda: nn.LogSoftmax(dim=-1),
+        "relu6": nn.ReLU6, "hard_silu": nn.Hardswish, "hard_swish": nn.Hardswish, "softsign": nn.Softsign,
+        "celu": lambda: nn.CELU(alpha=p.get("alpha", 1.0)), "log_sigmoid": nn.LogSigmoid, "hard_tanh": nn.Hardtanh,
+        "hard_shrink": lambda: nn.Hardshrink(p.get("threshold", 0.5)),
+        "soft_shrink": lambda: nn.Softshrink(p.get("threshold", 0.5)), "tanh_shrink": nn.Tanhshrink,
+        "glu": lambda: nn.GLU(dim=p.get("axis", -1)),
+        "threshold": lambda: nn.Threshold(p["threshold"], p["value"]),
     }
-    return table[name]()
+    if name in table:
+        return table[name]()
+    return _elementwise_class()(name)
 
 
 def activation_flops(name: str, numel: int) -> int:
     return ACTIVATION_FLOPS[name] * numel
 
 
-def _pair(v: Any) -> Any:
+def _pair(v: Any, what: str = "[h, w]") -> Any:
+    """An int (used twice) or a two-element list → a tuple; `what` names the pair in the error."""
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
     if isinstance(v, (list, tuple)) and len(v) == 2:
         return tuple(v)
-    raise ValueError(f"expected an integer or a pair [h, w], got {v!r}")
+    raise ValueError(f"expected an integer or a pair {what}, got {v!r}")
 
 
 def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:
@@ -100,23 +153,23 @@ def _padding(v: Any) -> Any:
 
 
 def _padding_1d(v: Any) -> Any:
-    """'same' | 'valid' (any case) or a non-negative int."""
+    """'same' | 'valid' | 'causal' (any case) or a non-negative int."""
     if isinstance(v, str):
-        if v.lower() in ("same", "valid"):
+        if v.lower() in ("same", "valid", "causal"):
             return v.lower()
-        raise ValueError(f"padding must be 'same', 'valid' or an integer, got '{v}'")
+        raise ValueError(f"padding must be 'same', 'valid', 'causal' or an integer, got '{v}'")
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 0:
             raise ValueError(f"padding must not be negative, got {v}")
         return v
-    raise ValueError(f"padding must be 'same', 'valid' or an integer, got {v!r}")
+    raise ValueError(f"padding must be 'same', 'valid', 'causal' or an integer, got {v!r}")
 
 
 Padding = Annotated[
     Literal["same", "valid"] | tuple[int, int],
     BeforeValidator(_padding, json_schema_input_type=Literal["same", "valid"] | int | tuple[int, int]),
 ]
-Padding1d = Annotated[Literal["same", "valid"] | int, BeforeValidator(_padding_1d)]
+Padding1d = Annotated[Literal["same", "valid", "causal"] | int, BeforeValidator(_padding_1d)]
 PoolPadding = Annotated[Literal["same", "valid"], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
 
 

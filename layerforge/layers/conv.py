@@ -36,6 +36,10 @@ class _Conv(LayerSpec):
             raise ValueError(f"groups ({self.groups}) must divide filters ({self.filters})")
         return self
 
+    def _channels(self, c: int) -> tuple[int, int]:
+        """(output channels, groups) for C input channels; depthwise layers derive both from C."""
+        return self.filters, self.groups
+
     # per-axis tuples, whatever the field types
     def _tuple(self, v: int | tuple[int, ...]) -> tuple[int, ...]:
         return (v,) * len(self.spatial_axes) if isinstance(v, int) else tuple(v)
@@ -47,6 +51,8 @@ class _Conv(LayerSpec):
         for size, k, s, d in zip(spatial, ks, ss, ds):
             if self.padding == "same":
                 pad = same_padding(size, k, s, d)
+            elif self.padding == "causal":  # conv1d only: every tap looks back, y[t] reads x[≤ t·strides]
+                pad = (d * (k - 1), 0)
             elif self.padding == "valid":
                 pad = (0, 0)
             else:
@@ -62,9 +68,10 @@ class _Conv(LayerSpec):
         if len(s) != len(self.spatial_axes) + 1:
             raise ShapeError(f"{self.type} needs {want}, got {fmt_shape(s)}", hint=self._rank_hint(s, want))
         c = s[0]
-        if c % self.groups or self.filters % self.groups:
+        filters, groups = self._channels(c)
+        if c % groups or filters % groups:
             raise ShapeError(
-                f"groups={self.groups} must divide both the input channels ({c}) and filters ({self.filters})",
+                f"groups={groups} must divide both the input channels ({c}) and filters ({filters})",
                 hint="choose groups among the common divisors of the two",
             )
         outs, _ = self._geometry(s[1:])
@@ -77,7 +84,7 @@ class _Conv(LayerSpec):
                 f"{'x'.join(map(str, s[1:]))} input with padding {self.padding!r}",
                 hint="use padding: same, a smaller kernel or dilation, or a larger input",
             )
-        return (self.filters, *outs)
+        return (filters, *outs)
 
     def _rank_hint(self, s: Shape, want: str) -> str:
         n = numel(s)
@@ -96,15 +103,16 @@ class _Conv(LayerSpec):
 
         s = in_shapes[0]
         _, pads = self._geometry(s[1:])
+        filters, groups = self._channels(s[0])
         conv_cls, pad_cls = {1: (nn.Conv1d, nn.ZeroPad1d), 2: (nn.Conv2d, nn.ZeroPad2d)}[len(self.spatial_axes)]
         symmetric = all(a == b for a, b in pads)
         conv = conv_cls(
-            s[0], self.filters, self._tuple(self.kernel_size), stride=self._tuple(self.strides),
+            s[0], filters, self._tuple(self.kernel_size), stride=self._tuple(self.strides),
             padding=tuple(a for a, _ in pads) if symmetric else 0, dilation=self._tuple(self.dilation_rate),
-            groups=self.groups, bias=self.use_bias,
+            groups=groups, bias=self.use_bias,
         )
         parts: list[nn.Module] = []
-        if not symmetric:  # 'same' with an odd total: pad explicitly, last axis first as F.pad wants
+        if not symmetric:  # 'same' with an odd total, or 'causal': pad explicitly, last axis first as F.pad wants
             parts.append(pad_cls(tuple(p for pair in reversed(pads) for p in pair)))
         parts.append(conv)
         if self.activation != "linear":
@@ -113,7 +121,7 @@ class _Conv(LayerSpec):
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         c = in_shapes[0][0]
-        window = (c // self.groups) * numel(self._tuple(self.kernel_size))
+        window = (c // self._channels(c)[1]) * numel(self._tuple(self.kernel_size))
         out = numel(out_shape)
         return 2 * window * out + (out if self.use_bias else 0) + activation_flops(self.activation, out)
 
@@ -124,11 +132,12 @@ class Conv1D(_Conv):
 
     **Formula.** For input x ∈ ℝ^{C×L}, kernel W ∈ ℝ^{filters×(C/groups)×k} and bias b:
     y[o, t] = f(b[o] + Σ_{c ∈ group(o)} Σ_{j<k} W[o, c, j] · x_pad[c, t·stride + j·dilation_rate]),
-    where x_pad is x zero-padded per `padding`. With `groups` > 1 the channels are split into groups
+    where x_pad is x zero-padded per `padding` (`causal`: d·(k − 1) zeros before the start only, so y[t]
+    never reads a later step, as in WaveNet). With `groups` > 1 the channels are split into groups
     convolved separately (groups = C = filters is a depthwise convolution).
 
     **Shapes.** input (C, L) → output (filters, L_out), L_out = floor((L + pad − dilation_rate·(k−1) − 1) /
-    strides) + 1. Note the axis order: a time-first sequence (T, F) is read as C = T channels of length F;
+    strides) + 1 (`same`: ceil(L / strides); `causal`: the `same` length for strides 1). Note the axis order: a time-first sequence (T, F) is read as C = T channels of length F;
     `permute` it with `dims: [1, 0]` first to convolve over time. Parameters: filters·(C/groups)·k
     (+ filters with bias).
 
@@ -136,8 +145,8 @@ class Conv1D(_Conv):
     + filters·L_out for the bias + the activation's cost on filters·L_out elements.
 
     **Equivalents.** PyTorch `nn.Conv1d(C, filters, k, stride, padding, dilation, groups)` (+ `nn.ZeroPad1d`
-    for odd `same` padding); Keras `layers.Conv1D(filters, k, strides, padding, dilation_rate=…, groups=…,
-    data_format="channels_first")`.
+    for odd `same` and for `causal` padding); Keras `layers.Conv1D(filters, k, strides, padding,
+    dilation_rate=…, groups=…, data_format="channels_first")` (padding="causal" alike).
     """
 
     spatial_axes = ("L",)
@@ -148,7 +157,8 @@ class Conv1D(_Conv):
     kernel_size: PositiveInt = Field(description="Length of the convolution window.")
     strides: PositiveInt = Field(default=1, description="Step between windows.")
     padding: Padding1d = Field(
-        default="valid", description="'valid' (none), 'same' (Keras: output length ceil(L/strides)) or zeros per end."
+        default="valid", description="'valid' (none), 'same' (Keras: output length ceil(L/strides)), 'causal' "
+        "(dilation_rate·(k−1) zeros before the start only) or zeros per end."
     )
     dilation_rate: PositiveInt = Field(default=1, description="Spacing between kernel taps.")
     groups: PositiveInt = Field(default=1, description="Channel groups convolved separately; divides C and filters "

@@ -1,9 +1,11 @@
-"""Normalisation: batch normalisation (per channel, over the batch) and layer normalisation (per vector)."""
+"""Normalisation: batch normalisation (per channel, over the batch), layer and RMS normalisation (per
+vector), group normalisation (per group of channels)."""
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
-from pydantic import Field, PositiveFloat, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from ..errors import ShapeError
 from .common import fmt_shape, numel
@@ -129,3 +131,109 @@ class LayerNorm(LayerSpec):
         s = in_shapes[0]
         n = numel(s)
         return 5 * n + n // s[-1] + n * (int(self.scale) + int(self.center))
+
+
+@register("group_norm", family="norm")
+class GroupNorm(LayerSpec):
+    """Group normalisation: the channels split into groups, each standardised over its channels and positions.
+
+    **Formula.** Channels-first x ∈ ℝ^{C×…}, split into G = `groups` groups of C/G consecutive channels; per
+    sample and group g, over its C/G channels and every position: μ_g, σ²_g (biased), then
+    y = (x − μ_g) / √(σ²_g + ε) · γ_c + β_c with γ, β ∈ ℝ^C per channel. Independent of the batch (no running
+    statistics); groups = 1 normalises a whole sample (over C and positions), groups = C each channel alone
+    (instance norm).
+
+    **Shapes.** input (C,), (C, L), (C, H, W) or (C, *spatial); G divides C → same shape. Parameters: C each
+    for γ and β.
+
+    **FLOPs** (per sample, N = numel(input)): 5·N + G (as layernorm: mean, centre, square and sum, divide, one
+    square root per group) + N for ×γ + N for +β.
+
+    **Equivalents.** PyTorch `nn.GroupNorm(groups, C, eps, affine)`; Keras `layers.GroupNormalization(groups,
+    axis=1, epsilon, center, scale)` (Keras' default ε is 1e-3, its default groups 32).
+    """
+
+    example = "- {type: group_norm, groups: 2}"
+    example_inputs = [(6, 5, 5)]
+
+    groups: PositiveInt = Field(description="Number of channel groups G; must divide the channels C.")
+    epsilon: PositiveFloat = Field(default=1e-5, description="Added to the variance before the square root "
+                                   "(PyTorch's default; Keras uses 1e-3).")
+    center: bool = Field(default=True, description="Learn a shift β per channel.")
+    scale: bool = Field(default=True, description="Learn a scale γ per channel.")
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        (s,) = in_shapes
+        if s[0] % self.groups:
+            raise ShapeError(f"groups={self.groups} must divide the {s[0]} channels of the input {fmt_shape(s)}",
+                             hint="choose groups among the divisors of the channel count (axis 0)")
+        return tuple(s)
+
+    def build(self, in_shapes: list[Shape]) -> "nn.Module":
+        from torch import nn
+
+        affine = self.center or self.scale
+        gn = nn.GroupNorm(self.groups, in_shapes[0][0], eps=self.epsilon, affine=affine)
+        return _drop_affine(gn, center=self.center, scale=self.scale) if affine else gn
+
+    def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        n = numel(in_shapes[0])
+        return 5 * n + self.groups + n * (int(self.scale) + int(self.center))
+
+
+@cache
+def _rms_norm_class() -> type:
+    """torch.nn.RMSNorm's math and state dict (`weight`), also on torch < 2.4 which lacks it."""
+    import torch
+    from torch import nn
+
+    class RMSNorm(nn.Module):
+        def __init__(self, dim: int, eps: float, scale: bool) -> None:
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(dim)) if scale else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, …, D)
+            y = x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + self.eps)
+            return y if self.weight is None else y * self.weight
+
+        def extra_repr(self) -> str:
+            return f"dim={None if self.weight is None else self.weight.numel()}, eps={self.eps}"
+
+    return RMSNorm
+
+
+@register("rms_norm", family="norm")
+class RMSNorm(LayerSpec):
+    """Root-mean-square normalisation: each vector along the last axis divided by its RMS (no centring).
+
+    **Formula.** For each vector x ∈ ℝ^D along the last axis: y = x / √((1/D) Σ x_i² + ε) · γ, with γ ∈ ℝ^D
+    shared by every vector (Zhang & Sennrich 2019; the norm of T5 and LLaMA). No mean subtraction, no β.
+
+    **Shapes.** input (…, D) → same shape. Parameters: D for γ (none with `scale: false`).
+
+    **FLOPs** (per sample, V = numel(input)/D vectors, N = numel(input)): square N + sum N + (mean, + ε,
+    reciprocal square root) 3 per vector + normalise N, + N for ×γ: 3·N + 3·V (+ N).
+
+    **Equivalents.** PyTorch `nn.RMSNorm(D, eps, elementwise_affine=scale)` (torch ≥ 2.4; the same math and
+    state dict here on older versions); Keras
+    `layers.RMSNormalization(axis=-1, epsilon)`.
+    """
+
+    example = "- {type: rms_norm}"
+    example_inputs = [(10, 16)]
+
+    epsilon: PositiveFloat = Field(default=1e-6, description="Added to the mean square before the square root "
+                                   "(Keras' default; PyTorch's nn.RMSNorm defaults to the float type's machine epsilon).")
+    scale: bool = Field(default=True, description="Learn a scale γ per feature.")
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        return tuple(in_shapes[0])
+
+    def build(self, in_shapes: list[Shape]) -> "nn.Module":
+        return _rms_norm_class()(in_shapes[0][-1], self.epsilon, self.scale)
+
+    def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        s = in_shapes[0]
+        n = numel(s)
+        return 3 * n + 3 * (n // s[-1]) + n * int(self.scale)

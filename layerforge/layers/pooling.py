@@ -1,4 +1,4 @@
-"""Pooling: max / average over sliding windows (1-D and 2-D, channels first) and global average pooling.
+"""Pooling: max / average over sliding windows (1-D and 2-D, channels first) and global average / max pooling.
 
 Window geometry is the convolution's (layers/common.py): `valid` drops the incomplete windows at the
 end, `same` follows Keras (ceil(size / strides) windows, the odd padding element after). Padded
@@ -212,36 +212,90 @@ class AvgPool1D(_Pool):
                                   "ceil(size/strides) windows, the odd padding element at the end).")
 
 
-@register("global_avg_pool", family="pooling")
-class GlobalAvgPool(LayerSpec):
-    """Global average pooling: the mean of each channel over all its positions, (C, *spatial) → (C,).
+@cache
+def _global_pool_class() -> type:
+    import torch
+    from torch import nn
 
-    **Formula.** y[c] = (1/N) Σ_{p} x[c, p], over the N = numel(spatial) positions of channel c.
+    class GlobalPool(nn.Module):
+        """Mean or max of each channel over every spatial axis."""
 
-    **Shapes.** input (C, L) or (C, H, W) or any (C, *spatial) with at least one spatial axis → output (C,).
-    Channels first: a time-first sequence (T, F) would be averaged over F, not over time. No parameters.
+        def __init__(self, mode: str, keepdims: bool) -> None:
+            super().__init__()
+            self.mode, self.keepdims = mode, keepdims
 
-    **FLOPs** (per sample): C·N = every input element once (N − 1 adds + 1 divide per channel).
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *spatial)
+            dims = tuple(range(2, x.dim()))
+            if self.mode == "avg":
+                return x.mean(dim=dims, keepdim=self.keepdims)  # (B, C) or (B, C, 1, …)
+            return x.amax(dim=dims, keepdim=self.keepdims)
 
-    **Equivalents.** PyTorch `nn.AdaptiveAvgPool2d(1)` + `nn.Flatten()` (or `x.mean(dim=(2, 3))`); Keras
-    `layers.GlobalAveragePooling2D(data_format="channels_first")`.
-    """
+        def extra_repr(self) -> str:
+            return f"mode={self.mode}, keepdims={self.keepdims}"
 
-    example = "- {type: global_avg_pool}"
-    example_inputs = [(8, 5, 5)]
+    return GlobalPool
+
+
+class _GlobalPool(LayerSpec):
+    """global_avg_pool / global_max_pool: the shared shape rule, module and FLOPs."""
+
+    mode: ClassVar[str] = "avg"
+
+    keepdims: bool = Field(default=False, description="Keep the spatial axes as size 1: (C, 1, 1) instead of (C,) "
+                           "(Keras' keepdims).")
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
         (s,) = in_shapes
         if len(s) < 2:
-            raise ShapeError(f"global_avg_pool needs (C, *spatial) with at least one spatial axis, got {fmt_shape(s)}",
+            raise ShapeError(f"{self.type} needs (C, *spatial) with at least one spatial axis, got {fmt_shape(s)}",
                              hint="the input is already one value per channel; drop this layer")
-        return (s[0],)
+        return (s[0], *(1,) * (len(s) - 1)) if self.keepdims else (s[0],)
 
     def build(self, in_shapes: list[Shape]) -> "nn.Module":
-        from torch import nn
-
-        # (B, C, *spatial) → (B, C, N) → (B, C, 1) → (B, C)
-        return nn.Sequential(nn.Flatten(start_dim=2), nn.AdaptiveAvgPool1d(1), nn.Flatten(start_dim=1))
+        return _global_pool_class()(self.mode, self.keepdims)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
-        return numel(in_shapes[0])
+        # avg: N − 1 adds + 1 divide per channel; max: N − 1 comparisons per channel
+        s = in_shapes[0]
+        return numel(s) - (s[0] if self.mode == "max" else 0)
+
+
+@register("global_avg_pool", family="pooling")
+class GlobalAvgPool(_GlobalPool):
+    """Global average pooling: the mean of each channel over all its positions, (C, *spatial) → (C,).
+
+    **Formula.** y[c] = (1/N) Σ_{p} x[c, p], over the N = numel(spatial) positions of channel c.
+
+    **Shapes.** input (C, L) or (C, H, W) or any (C, *spatial) with at least one spatial axis → output (C,)
+    (with `keepdims`: (C, 1, …, 1), the input's rank). Channels first: a time-first sequence (T, F) would
+    be averaged over F, not over time. No parameters.
+
+    **FLOPs** (per sample): C·N = every input element once (N − 1 adds + 1 divide per channel).
+
+    **Equivalents.** PyTorch `nn.AdaptiveAvgPool2d(1)` + `nn.Flatten()` (or `x.mean(dim=(2, 3), keepdim)`);
+    Keras `layers.GlobalAveragePooling2D(data_format="channels_first", keepdims)` (1-D: `GlobalAveragePooling1D`).
+    """
+
+    mode = "avg"
+    example = "- {type: global_avg_pool}"
+    example_inputs = [(8, 5, 5)]
+
+
+@register("global_max_pool", family="pooling")
+class GlobalMaxPool(_GlobalPool):
+    """Global max pooling: the largest value of each channel over all its positions, (C, *spatial) → (C,).
+
+    **Formula.** y[c] = max_{p} x[c, p], over the N = numel(spatial) positions of channel c.
+
+    **Shapes.** input (C, *spatial) with at least one spatial axis → output (C,) (with `keepdims`:
+    (C, 1, …, 1)). No parameters.
+
+    **FLOPs** (per sample): C·(N − 1) comparisons.
+
+    **Equivalents.** PyTorch `nn.AdaptiveMaxPool2d(1)` + `nn.Flatten()` (or `x.amax(dim=(2, 3), keepdim)`);
+    Keras `layers.GlobalMaxPooling2D(data_format="channels_first", keepdims)` (1-D: `GlobalMaxPooling1D`).
+    """
+
+    mode = "max"
+    example = "- {type: global_max_pool, keepdims: true}"
+    example_inputs = [(8, 5, 5)]

@@ -1,10 +1,11 @@
-"""Reshaping: flatten, reshape and permute the per-sample axes (the batch axis is never touched)."""
+"""Reshaping: flatten, reshape, permute and repeat_vector over the per-sample axes (the batch axis is never
+touched)."""
 from __future__ import annotations
 
 from functools import cache
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveInt, field_validator
 
 from ..errors import ShapeError
 from .common import fmt_shape, numel
@@ -24,7 +25,12 @@ class Flatten(LayerSpec):
 
     **FLOPs** 0 (a reshape moves no arithmetic).
 
-    **Equivalents.** PyTorch `nn.Flatten()`; Keras `layers.Flatten(data_format="channels_first")`.
+    **Equivalents.** PyTorch `nn.Flatten()`; Keras `layers.Flatten()` (its default,
+    `data_format="channels_last"`, flattens the tensor as it is stored). NOT Keras
+    `Flatten(data_format="channels_first")`: that one moves the channels last before flattening, so a
+    (C, H, W) input comes out in (H, W, C) order. When porting a Keras channels_last model, the dense
+    layer after the flatten reads (H, W, C)-ordered features: permute its kernel's rows from (H, W, C) to
+    (C, H, W) order (or put `- {type: permute, dims: [1, 2, 0]}` before this flatten).
     """
 
     example = "- {type: flatten}"
@@ -162,3 +168,54 @@ class Permute(LayerSpec):
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         return 0
+
+
+@register("repeat_vector", family="reshaping")
+class RepeatVector(LayerSpec):
+    """Repeats a vector n times into a sequence, e.g. to feed an encoder's summary to a decoder at every step.
+
+    **Formula.** y[t, f] = x[f] for t < n.
+
+    **Shapes.** input (F,) → output (n, F). No parameters.
+
+    **FLOPs** 0 (a copy).
+
+    **Equivalents.** PyTorch `x.unsqueeze(1).repeat(1, n, 1)`; Keras `layers.RepeatVector(n)`.
+    """
+
+    example = "- {type: repeat_vector, n: 3}"
+    example_inputs = [(5,)]
+
+    n: PositiveInt = Field(description="Number of repetitions (the output's time steps).")
+
+    def output_shape(self, in_shapes: list[Shape]) -> Shape:
+        (s,) = in_shapes
+        if len(s) != 1:
+            raise ShapeError(f"repeat_vector needs a vector (F,), got {fmt_shape(s)}",
+                             hint="flatten the input first, or use a global pooling layer")
+        return (self.n, s[0])
+
+    def build(self, in_shapes: list[Shape]) -> "nn.Module":
+        return _repeat_class()(self.n)
+
+    def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        return 0
+
+
+@cache
+def _repeat_class() -> type:
+    import torch
+    from torch import nn
+
+    class RepeatVector(nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) → (B, n, F)
+            return x.unsqueeze(1).repeat(1, self.n, 1)
+
+        def extra_repr(self) -> str:
+            return f"n={self.n}"
+
+    return RepeatVector
