@@ -5,9 +5,9 @@
 - ``tensorboard``: event files in ``tensorboard/`` through tensorboardX (the ``logs`` extra; torch's own
   writer needs the whole tensorboard package). Every scalar's step is the global batch count:
   ``train/loss_step`` per batch; ``train/<metric>``, ``val/<metric>`` and ``run/lr``, ``run/epoch``,
-  ``run/time_s``, ``run/samples_per_s`` per epoch; the spec as text; at the end, ``tensorboard/hparams/``
-  holds the hyperparameters (the spec's values, flattened to ``train.optimizer.lr``,
-  ``model.layers.conv1.filters``, ...) with the best and last epochs' metrics, for TensorBoard's HParams
+  ``run/time_s``, ``run/val_time_s``, ``run/compile_s``, ``run/samples_per_s`` per epoch; the spec as text;
+  at the end, ``tensorboard/hparams/`` holds the hyperparameters (the spec's values, flattened to
+  ``train.optimizer.lr``, ``model.layers.conv1.filters``, ...) with the best and last epochs' metrics, for TensorBoard's HParams
   view across runs and search trials. A resumed run purges the steps past its checkpoint.
 
 The per-batch losses are kept as tensors and read once per epoch (no device sync per step).
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .events import Callback, RunInfo, TrainResult
-from .rundir import RunDir
+from .rundir import NOT_METRICS, RunDir
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +65,7 @@ class CsvLog(Callback):
 def _tag(key: str) -> str:
     if key.startswith("val_"):
         return f"val/{key[4:]}"
-    if key in ("lr", "epoch", "time_s", "samples_per_s"):
+    if key in NOT_METRICS:  # lr, epoch and the timings (val_time_s is no validation metric)
         return f"run/{key}"
     return f"train/{key}"
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .rundir import RunDir
+from .rundir import NOT_METRICS, RunDir
 
 
 def write_plots(run: RunDir, history: list[dict[str, Any]]) -> list[Path]:
@@ -25,7 +25,7 @@ def write_plots(run: RunDir, history: list[dict[str, Any]]) -> list[Path]:
 
     run.plots.mkdir(exist_ok=True)
     keys = [k for k in history[0] if isinstance(history[0][k], (int, float)) and not k.startswith("val_")
-            and k not in ("epoch", "step", "time_s", "compile_s", "lr", "samples_per_s")]
+            and k not in NOT_METRICS]
     written = []
     epochs = [r["epoch"] for r in history]
     for k in keys:

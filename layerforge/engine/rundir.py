@@ -59,6 +59,10 @@ MANIFEST = "manifest.json"
 LOCK = ".lock"
 COVERED = (SPEC, DATA, TRANSFORM_JSON, TRANSFORM_TENSORS)  # what manifest.json checksums
 REQUIRED = (SPEC, DATA, TRANSFORM_JSON)  # (+ transform.safetensors when transform.json names tensors)
+# An epoch record's wall-clock fields: they differ between two runs of one spec, a resumed run included; every
+# other field is computed by the training and is reproduced exactly (what "exact resume" promises).
+TIMINGS = frozenset({"time_s", "val_time_s", "compile_s", "samples_per_s"})
+NOT_METRICS = TIMINGS | {"epoch", "step", "lr"}  # an epoch record's keys that are not metrics
 
 
 def _clean(value: Any) -> Any:

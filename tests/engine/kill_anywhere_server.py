@@ -23,6 +23,7 @@ import layerforge as lf
 import layerforge.engine.api  # noqa: F401
 import layerforge.engine.trainer  # noqa: F401
 from layerforge.engine import checkpoint
+from layerforge.engine.rundir import TIMINGS
 
 STEPS = ("_write_weights", "_write_state", "_write_bytes", "_fsync_file", "_fsync_dir", "_rename", "_remove")
 SPEC = {
@@ -96,7 +97,8 @@ def _digest(path: Path) -> str | None:
 
 
 def _fingerprint(run: Path) -> dict:
-    """What must equal the uninterrupted run's: the final weights of last and best, the epoch records."""
+    """What must equal the uninterrupted run's: the final weights of last and best, the epoch records less their
+    wall-clock fields (``rundir.TIMINGS``)."""
     records = []
     metrics = run / "metrics.jsonl"
     for line in (metrics.read_text().splitlines() if metrics.is_file() else []):
@@ -105,7 +107,7 @@ def _fingerprint(run: Path) -> dict:
         except ValueError:
             continue
         if not rec.get("final"):
-            records.append({k: v for k, v in rec.items() if k not in ("time_s", "samples_per_s")})
+            records.append({k: v for k, v in rec.items() if k not in TIMINGS})  # wall clock: never equal
     ck = run / "checkpoints"
     found = {name: checkpoint._candidates(ck / name) for name in ("last", "best")}
     newest = {name: max(c, key=lambda x: (x[0], x[1]))[2] / checkpoint.WEIGHTS if c else Path("/nonexistent")

@@ -13,6 +13,7 @@ import pytest
 
 import layerforge as lf
 from layerforge.engine.events import Callback
+from layerforge.engine.rundir import TIMINGS
 
 SPEC = """\
 # Run: layerforge train spec.yaml
@@ -79,9 +80,9 @@ def weights(run: Path) -> dict:
 
 
 def records(run: Path) -> list[dict]:
-    """metrics.jsonl epoch lines without the timing fields (every key ending in _s: they legitimately differ)."""
+    """metrics.jsonl epoch lines without the wall-clock fields (``rundir.TIMINGS``: they legitimately differ)."""
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in lines if not r.get("final")]
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in lines if not r.get("final")]
 
 
 def assert_same_run(a: Path, b: Path) -> None:

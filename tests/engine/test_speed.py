@@ -15,6 +15,7 @@ import torch
 
 import layerforge as lf
 from layerforge.engine.events import Callback
+from layerforge.engine.rundir import TIMINGS
 from layerforge.engine.schema import TrainSpec
 from layerforge.errors import SpecError
 from layerforge.runtime import compile_pays, resolve_speedups
@@ -46,7 +47,7 @@ def iris_spec(**train) -> dict:
 
 
 def timing_free(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in history]
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in history]
 
 
 # --- what the defaults resolve to ------------------------------------------------------------------
