@@ -20,7 +20,7 @@ def runs(
     json_: JsonOpt = False,
 ) -> None:
     """List runs (newest first): status, epochs, best epoch and its metrics, and any evaluations."""
-    from ..engine.rundir import find_runs, run_summary
+    from ..engine.rundir import NOT_METRICS, find_runs, run_summary
     from ..errors import UsageError
     from .render import console, print_json, simple_table, wide_console
 
@@ -36,7 +36,7 @@ def runs(
     metric_keys: list[str] = []
     for r in rows:
         for k in (r["best"] or {}):
-            if k not in ("epoch", "step", "time_s", "samples_per_s", "lr") and k not in metric_keys:
+            if k not in NOT_METRICS and k not in metric_keys:
                 metric_keys.append(k)
     val_keys = [k for k in metric_keys if k.startswith("val_")]
     keys = (val_keys or metric_keys)[:MAX_METRICS]

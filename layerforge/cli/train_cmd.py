@@ -81,7 +81,7 @@ def _secs(t: float) -> str:
     return f"{t:.3f}s" if t < 0.1 else f"{t:.2f}s" if t < 100 else f"{t:.0f}s"
 
 
-TIMES = {"epoch", "step", "time_s", "val_time_s", "compile_s", "samples_per_s", "lr"}  # not metric columns
+TIMES = {"epoch", "step", "time_s", "val_time_s", "compile_s", "samples_per_s", "lr"}  # engine.rundir.NOT_METRICS (a test keeps them equal; importing it here would slow --help)
 
 
 def _columns(record: dict) -> list[str]:

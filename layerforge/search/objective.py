@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..engine.events import Callback, RunInfo
+from ..engine.rundir import NOT_METRICS
 from ..errors import DataError, Issue, SpecError, TrainingError, format_path
 from ..spec.loader import Marks
 from ..text import suggest
@@ -189,7 +190,7 @@ class TrialRunner:
         record = result.best or result.last or {}
         attrs["best_epoch"] = result.best_epoch
         attrs["metrics"] = {k: v for k, v in record.items()
-                            if k not in ("epoch", "step", "time_s", "samples_per_s", "lr") and isinstance(v, (int, float))}
+                            if k not in NOT_METRICS and isinstance(v, (int, float))}
         if any(g.name == "latency_ms" for g in self.goals) and "latency_ms" not in attrs:
             attrs["latency_ms"] = latency_ms(spec, graph, result.model)
         values = []

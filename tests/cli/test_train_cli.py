@@ -236,3 +236,10 @@ def test_bad_data_leaves_no_run_directory(tmp_path, capsys, monkeypatch):
 def test_out_folder_holding_a_run_is_refused(run_dir, spec, capsys):
     r = run_cli(capsys, "train", str(spec), "--out", str(run_dir))
     assert r.code == 2 and "already holds a run" in r.err and "--resume" in r.err
+
+
+def test_the_train_view_leaves_out_exactly_the_engines_non_metric_keys():
+    from layerforge.cli.train_cmd import TIMES
+    from layerforge.engine.rundir import NOT_METRICS
+
+    assert TIMES == NOT_METRICS
