@@ -1,0 +1,254 @@
+"""The analytic memory estimate: one training step (or inference pass) of the model, traced on fake tensors.
+
+Why trace rather than sum a formula per layer: what a step needs at its peak depends on the *schedule*
+(an output is freed after its last reader unless backward saved it; saved tensors are freed layer by layer
+in backward while gradients appear) and on the kernel PyTorch actually picks on the device (SDPA's flash
+kernel never materialises the score matrix; an RNN steps through time and saves every step's gates). So
+the estimate runs the real module, the real loss, backward and optimizer step under
+``torch._subclasses.FakeTensorMode`` on the target device: every tensor has its real shape, dtype and
+device, so composite ops dispatch exactly as they would (the same kernel choices), but nothing is
+allocated and no arithmetic is done. An allocation tracker (a ``TorchDispatchMode``) adds up each new
+storage an op creates and subtracts it when the storage is freed (a weak reference's callback), giving the
+live bytes at every moment: the same quantity the profiler measures from the allocator's events.
+
+This needs no code per layer type: a type added in any branch is covered as soon as it is registered.
+Two ways to correct it, each used only where the fake kernel differs from the real one:
+
+- per aten op, :data:`KERNEL_BYTES`: the bytes the real CPU kernel allocates for an output whose meta
+  kernel allocates nothing (oneDNN's LSTM workspace, which ``mkldnn_rnn_layer``'s meta kernel returns empty);
+- per layer type, the contract's ``LayerSpec.memory()`` (:mod:`layerforge.layers.registry`): a type whose
+  forward allocates outside PyTorch's ops declares its saved and transient bytes per sample, and the
+  trace keeps that many bytes alive from its forward until its backward.
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from ..errors import ShapeError
+from .memory import MemorySplit, Phase, PhaseMemory
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..graph import Graph
+
+PAGE = 4096
+
+
+def _pages(nbytes: int) -> int:
+    return -(-nbytes // PAGE) * PAGE
+
+
+def _good_ld(dim: int) -> int:
+    """oneDNN's leading dimension for fp32: rounded up to 16 floats, +16 when a multiple of 256 (cache
+    aliasing)."""
+    ld = -(-dim // 16) * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+def mkldnn_lstm_workspace(args: tuple, _out: Any) -> dict[int, int]:
+    """Bytes of the workspace oneDNN's LSTM keeps for backward (output 3 of ``mkldnn_rnn_layer`` in
+    training), per its layout: gates (T·B·4H), the layer's states ((T+1)·B per side), the cell states,
+    h_t, and the states' gradients, each page-aligned (fp32). Checked against the real kernel in tests."""
+    x, train, batch_first = args[0], args[15], args[14]
+    if not train or x.dtype.itemsize != 4:
+        return {}
+    hidden = args[10]
+    t, b = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    feat = x.shape[2]
+    ld_s, ld_h = _good_ld(max(feat, hidden)), _good_ld(hidden)
+    parts = [t * b * _good_ld(4 * hidden), 2 * (t + 1) * b * ld_s, 2 * (t + 1) * b * ld_h, t * b * ld_h,
+             2 * 3 * (t + 1) * b * ld_s]
+    return {3: sum(_pages(4 * p) for p in parts)}
+
+
+def _kernel_table() -> dict[Any, Callable[[tuple, Any], dict[int, int]]]:
+    import torch
+
+    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm_workspace}
+
+
+KERNEL_BYTES = _kernel_table  # op -> (args, out) -> {output index: real bytes}; a function: torch loads lazily
+
+
+class _Tracker:
+    """Live bytes of the storages ops create (weak references free them), with phases like memory.track."""
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, Any] = {}
+        self._existing: set[int] = set()
+
+    def exists(self, tensors: Iterable["torch.Tensor | None"]) -> None:
+        """Tensors that exist before the step (parameters, inputs, optimizer state): views of them are free."""
+        self._existing.update(t.untyped_storage()._cdata for t in tensors if t is not None)
+
+    def add(self, t: "torch.Tensor", nbytes: int | None = None) -> None:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key in self._refs or key in self._existing:
+            return
+        n = st.nbytes() if nbytes is None else nbytes
+
+        def free(_ref: Any, key: int = key, n: int = n) -> None:
+            if self._refs.pop(key, None) is not None:
+                self.live -= n
+
+        self._refs[key] = weakref.ref(st, free)
+        self.live += n
+        self.peak = max(self.peak, self.live)
+
+    def mode(self) -> Any:
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_flatten
+
+        tracker, table = self, KERNEL_BYTES()
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+                kwargs = kwargs or {}
+                # A composite op reaches this mode whole under inference_mode; the device runs its C++
+                # decomposition (e.g. gru's, which projects every step's input at once), so trace that,
+                # not the fake mode's Python decomposition.
+                if func.namespace == "aten":
+                    with self:
+                        out = func.decompose(*args, **kwargs)
+                    if out is not NotImplemented:
+                        return out
+                out = func(*args, **kwargs)
+                fix = table[func](args, out) if func in table else {}
+                for i, t in enumerate(tree_flatten(out)[0]):
+                    if isinstance(t, torch.Tensor):
+                        tracker.add(t, fix.get(i))
+                return out
+
+        return Mode()
+
+    def phases(self) -> tuple[Callable[[str], Any], PhaseMemory]:
+        out = PhaseMemory(method="traced on fake tensors (torch FakeTensorMode), storages counted until freed")
+        base = self.live
+
+        @contextlib.contextmanager
+        def phase(name: str) -> Iterator[None]:
+            p = Phase(name, start=self.live - base)
+            self.peak = self.live
+            yield
+            p.end, p.peak = self.live - base, max(p.start, self.peak - base)
+            out.phases.append(p)
+
+        return phase, out
+
+
+@dataclass
+class Estimate:
+    """The traced step: its split (as the profiler reports the measured one) and its phases."""
+
+    split: MemorySplit
+    phases: PhaseMemory
+
+
+def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str = "adam", dtype: str = "fp32",
+                    device: str = "cpu") -> Estimate:
+    """Bytes one training step (``train``) or one inference pass needs at ``batch``, split like the
+    profiler's measurement: parameters + buffers, gradients, optimizer state, activations (training: what
+    is still allocated at the end of the forward pass; inference: its high-water mark), inputs, peak."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from ..graph import build_module
+    from ..runtime import autocast_factory
+    from .memory import optimizer_state_bytes, tensor_bytes
+    from .profiler import loss_of, make_inputs, make_optimizer
+
+    autocast = autocast_factory(dtype, torch.device(device))
+    fake = FakeTensorMode(allow_non_fake_inputs=True)
+    tracker = _Tracker()
+    with fake, torch.device(device):
+        model = build_module(graph)
+        xs = make_inputs(graph, batch, device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = make_optimizer(optimizer, params) if train else None
+        _keep_declared_memory(model, graph, batch)
+        if opt is not None:  # the optimizer's state exists in the steady state the profiler measures
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    held = tensor_bytes([*model.parameters(), *model.buffers()])
+    inputs = tensor_bytes(xs)
+    state = optimizer_state_bytes(opt) if opt is not None else 0
+    tracker.exists([*model.parameters(), *model.buffers(), *xs])
+    if opt is not None:
+        tracker.exists(v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor))
+    try:
+        with fake, tracker.mode():
+            phase, pm = tracker.phases()
+            if opt is None:
+                model.eval()
+                with phase("forward"), torch.inference_mode(), autocast():
+                    out = model(*xs)
+                    del out
+            else:
+                model.train()
+                with phase("forward"), autocast():
+                    loss = loss_of(model(*xs))
+                with phase("backward"):
+                    loss.backward()
+                    del loss
+                with phase("optimizer"):
+                    opt.step()
+            grads = tensor_bytes(p.grad for p in params) if opt is not None else 0
+    except (RuntimeError, NotImplementedError) as e:  # an op without a fake kernel, or data-dependent shapes
+        raise ShapeError(f"cannot trace the model on fake tensors to estimate its memory: {str(e).splitlines()[0]}",
+                         hint="a layer type whose forward PyTorch cannot trace declares its memory with "
+                         "LayerSpec.memory() (see docs/plugins.md)") from e
+    if opt is None:
+        act = pm.peak
+        return Estimate(MemorySplit(held, 0, 0, act, inputs, held + inputs + act), pm)
+    fwd = pm.get("forward")
+    return Estimate(MemorySplit(held, grads, state, fwd.end if fwd else 0, inputs, held + state + inputs + pm.peak), pm)
+
+
+def _keep_declared_memory(model: Any, graph: "Graph", batch: int) -> None:
+    """Layers whose type declares its memory (``LayerSpec.memory()``): after their forward, allocate the
+    declared transient bytes (freed at once) and keep the saved bytes with the output's autograd node until
+    backward passes it, as autograd frees saved tensors."""
+    import torch
+
+    for n in graph.nodes:
+        mem = n.layer.memory(n.in_shapes, n.out_shape)
+        if mem is None:
+            continue
+        saved, transient = mem.saved * batch * n.steps, mem.transient * batch * n.steps
+
+        def hook(_m: Any, _args: Any, out: Any, saved: int = saved, transient: int = transient) -> Any:
+            torch.empty(transient, dtype=torch.uint8, device=out.device)
+            if not (torch.is_grad_enabled() and out.requires_grad):
+                return out
+            return _keep_fn().apply(out, torch.empty(saved, dtype=torch.uint8, device=out.device))
+
+        model.layers[n.name].register_forward_hook(hook)
+
+
+@cache
+def _keep_fn() -> Any:
+    """An identity autograd function that saves a blob for backward (freed when backward passes it)."""
+    import torch
+
+    class Keep(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: "torch.Tensor", blob: "torch.Tensor") -> "torch.Tensor":
+            ctx.save_for_backward(blob)
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx: Any, g: "torch.Tensor") -> tuple:
+            return g, None
+
+    return Keep
