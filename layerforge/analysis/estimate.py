@@ -50,29 +50,38 @@ def _good_ld(dim: int) -> int:
     return ld + 16 if ld % 256 == 0 else ld
 
 
-def mkldnn_lstm_workspace(args: tuple, _out: Any) -> dict[int, int]:
-    """Bytes of the workspace oneDNN's LSTM keeps for backward (output 3 of ``mkldnn_rnn_layer`` in
-    training), per its layout: gates (T·B·4H), the layer's states ((T+1)·B per side), the cell states,
-    h_t, and the states' gradients, each page-aligned (fp32). Checked against the real kernel in tests."""
-    x, train, batch_first = args[0], args[15], args[14]
-    if not train or x.dtype.itemsize != 4:
-        return {}
-    hidden = args[10]
+def _lstm_dims(x: "torch.Tensor", hidden: int, batch_first: bool) -> tuple[int, int, int, int]:
     t, b = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
-    feat = x.shape[2]
-    ld_s, ld_h = _good_ld(max(feat, hidden)), _good_ld(hidden)
-    parts = [t * b * _good_ld(4 * hidden), 2 * (t + 1) * b * ld_s, 2 * (t + 1) * b * ld_h, t * b * ld_h,
-             2 * 3 * (t + 1) * b * ld_s]
-    return {3: sum(_pages(4 * p) for p in parts)}
+    return t, b, x.shape[2], hidden
 
 
-def _kernel_table() -> dict[Any, Callable[[tuple, Any], dict[int, int]]]:
+def mkldnn_lstm(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's LSTM (``mkldnn_rnn_layer``, fp32), whose meta kernel returns an empty workspace.
+    Training keeps a workspace for backward (output 3), laid out as gates (T·B·4H), the layer's states
+    ((T+1)·B per side), the cell states, h_t and the states' gradients, each page-aligned. Both modes
+    reorder the input and the weights into scratch buffers; inference also computes the gates there."""
+    x, w_ih, w_hh, hidden, batch_first, train = args[0], args[1], args[2], args[10], args[14], args[15]
+    if x.dtype.itemsize != 4:
+        return {}, 0
+    t, b, feat, h = _lstm_dims(x, hidden, batch_first)
+    ld_s, ld_h = _good_ld(max(feat, h)), _good_ld(h)
+    gates = _pages(4 * t * b * _good_ld(4 * h))
+    scratch = 4 * (x.numel() + w_ih.numel() + w_hh.numel())
+    if not train:
+        return {}, scratch + gates
+    parts = [2 * (t + 1) * b * ld_s, 2 * (t + 1) * b * ld_h, t * b * ld_h, 2 * 3 * (t + 1) * b * ld_s]
+    return {3: gates + sum(_pages(4 * p) for p in parts)}, scratch
+
+
+def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], int]]]:
     import torch
 
-    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm_workspace}
+    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm}
 
 
-KERNEL_BYTES = _kernel_table  # op -> (args, out) -> {output index: real bytes}; a function: torch loads lazily
+# op -> (args, out) -> ({output index: the real kernel's bytes}, scratch bytes it allocates and frees inside);
+# a function so that torch is imported only when memory is estimated.
+KERNEL_BYTES = _kernel_table
 
 
 class _Tracker:
@@ -122,7 +131,8 @@ class _Tracker:
                     if out is not NotImplemented:
                         return out
                 out = func(*args, **kwargs)
-                fix = table[func](args, out) if func in table else {}
+                fix, scratch = table[func](args, out) if func in table else ({}, 0)
+                tracker.peak = max(tracker.peak, tracker.live + scratch)
                 for i, t in enumerate(tree_flatten(out)[0]):
                     if isinstance(t, torch.Tensor):
                         tracker.add(t, fix.get(i))
