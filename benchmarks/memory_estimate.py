@@ -33,21 +33,10 @@ def config_graphs(root: Path = ROOT) -> list[tuple[str, object]]:
 
 def type_graphs() -> list[tuple[str, object]]:
     """(type name, graph) of a one-layer model of every registered layer type, from its example."""
-    import yaml
-
-    from layerforge.graph import plan
+    from layerforge.graph import example_graph
     from layerforge.layers.registry import registry
 
-    out = []
-    for name, cls in registry().items():
-        (item,) = yaml.safe_load(cls.example)
-        layer = cls.model_validate(item)
-        shapes = {f"in{i}" if i else "input": tuple(s) for i, s in enumerate(cls.example_inputs)}
-        layer = layer.model_copy(update={"inputs": list(shapes)}) if len(shapes) > 1 else layer
-        graph, issues = plan(shapes, [layer], None, lambda *a: a)
-        assert graph is not None and not issues, (name, issues)
-        out.append((f"type:{name}", graph))
-    return out
+    return [(f"type:{name}", example_graph(cls)) for name, cls in registry().items()]
 
 
 def rows(graphs: list[tuple[str, object]], batch_sizes: list[int]) -> list[tuple[str, int, str, int, int]]:

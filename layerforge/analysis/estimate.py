@@ -79,6 +79,32 @@ def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], in
     return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm}
 
 
+def _plain_dropout(x: "torch.Tensor", p: float, train: bool) -> Any:
+    """Dropout outside training returns its input itself (the C++ composite clones only for a tensor
+    subclass, which a fake tensor is)."""
+    return NotImplemented if train else x
+
+
+def _plain_max_pool1d(x: "torch.Tensor", *args: Any) -> Any:
+    """Max pooling without autograd computes the values only (the C++ composite computes the indices too
+    for a tensor subclass); the indices are made here, outside the tracker, and dropped."""
+    import torch
+
+    if torch.is_grad_enabled() and x.requires_grad:
+        return NotImplemented
+    return torch.ops.aten.max_pool1d_with_indices.default(x, *args)[0]
+
+
+def _device_paths() -> dict[Any, Callable[..., Any]]:
+    """Composite ops whose C++ implementation takes a shorter path for a plain tensor than for a fake one."""
+    import torch
+
+    aten = torch.ops.aten
+    return {aten.dropout.default: _plain_dropout, aten.feature_dropout.default: _plain_dropout,
+            aten.alpha_dropout.default: _plain_dropout, aten.feature_alpha_dropout.default: _plain_dropout,
+            aten.max_pool1d.default: _plain_max_pool1d}
+
+
 # op -> (args, out) -> ({output index: the real kernel's bytes}, scratch bytes it allocates and frees inside);
 # a function so that torch is imported only when memory is estimated.
 KERNEL_BYTES = _kernel_table
@@ -117,11 +143,16 @@ class _Tracker:
         from torch.utils._python_dispatch import TorchDispatchMode
         from torch.utils._pytree import tree_flatten
 
-        tracker, table = self, KERNEL_BYTES()
+        tracker, table, paths = self, KERNEL_BYTES(), _device_paths()
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
                 kwargs = kwargs or {}
+                if func in paths:
+                    out = paths[func](*args, **kwargs)
+                    if out is not NotImplemented:
+                        tracker.add(out)
+                        return out
                 # A composite op reaches this mode whole under inference_mode; the device runs its C++
                 # decomposition (e.g. gru's, which projects every step's input at once), so trace that,
                 # not the fake mode's Python decomposition.
@@ -262,3 +293,47 @@ def _keep_fn() -> Any:
             return g, None
 
     return Keep
+
+
+def largest_fitting(peak_at: Callable[[int], int], limit: int, *, upper: int = 1 << 24) -> int | None:
+    """The largest n ≥ 1 with ``peak_at(n) <= limit`` (peak_at grows with n), or None when even 1 does not
+    fit. A straight line through n = 1 and 2 guesses the answer (memory grows linearly in the batch); the
+    guess is bracketed by doubling and halving, then bisected: a dozen traces, not hundreds."""
+    p1 = peak_at(1)
+    if p1 > limit:
+        return None
+    slope = max(1, peak_at(2) - p1)
+    guess = int(min(upper, max(1, (limit - p1) // slope + 1)))
+    lo, hi = 1, upper + 1  # peak_at(lo) fits; hi does not (or is beyond the search)
+    if peak_at(guess) <= limit:
+        lo = guess
+        step = max(1, guess // 16)
+        while lo < upper:
+            nxt = min(upper, lo + step)
+            if peak_at(nxt) > limit:
+                hi = nxt
+                break
+            lo, step = nxt, step * 2
+        else:
+            return upper
+    else:
+        hi = guess
+        step = max(1, guess // 16)
+        while hi - step > 1 and peak_at(hi - step) > limit:
+            hi, step = hi - step, step * 2
+        lo = max(1, hi - step)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if peak_at(mid) <= limit else (lo, mid)
+    return lo
+
+
+ESTIMATE_BATCHES = (1, 32, 256)
+
+
+def estimated_peaks(graph: "Graph", batch_sizes: Iterable[int] = ESTIMATE_BATCHES, *, optimizer: str = "adam"
+                    ) -> list[dict[str, int]]:
+    """Per batch size: the estimated peak bytes of a training step (``optimizer``, fp32) and of an
+    inference pass, on the CPU. What ``validate`` and ``inspect`` show; nothing is allocated."""
+    return [{"batch_size": b, "train": estimate_memory(graph, b, train=True, optimizer=optimizer).split.peak,
+             "inference": estimate_memory(graph, b, train=False).split.peak} for b in sorted(set(batch_sizes))]
