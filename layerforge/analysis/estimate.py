@@ -73,10 +73,21 @@ def mkldnn_lstm(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
     return {3: gates + sum(_pages(4 * p) for p in parts)}, scratch
 
 
+def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's CPU convolution (fp32) computes into a buffer in its own layout, with the weights reordered
+    beside it, then copies to the plain output: scratch of one output plus the weights (measured for 1×1
+    to 3×3 kernels, 1 to 64 channels)."""
+    x, w = args[0], args[1]
+    if x.device.type != "cpu" or x.dtype.itemsize != 4:
+        return {}, 0
+    return {}, out.numel() * 4 + w.numel() * 4
+
+
 def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], int]]]:
     import torch
 
-    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm}
+    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm,
+            torch.ops.aten.convolution.default: onednn_convolution}
 
 
 def _plain_dropout(x: "torch.Tensor", p: float, train: bool) -> Any:
