@@ -50,20 +50,15 @@ def _good_ld(dim: int) -> int:
     return ld + 16 if ld % 256 == 0 else ld
 
 
-def _lstm_dims(x: "torch.Tensor", hidden: int, batch_first: bool) -> tuple[int, int, int, int]:
-    t, b = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
-    return t, b, x.shape[2], hidden
-
-
 def mkldnn_lstm(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
     """oneDNN's LSTM (``mkldnn_rnn_layer``, fp32), whose meta kernel returns an empty workspace.
     Training keeps a workspace for backward (output 3), laid out as gates (T·B·4H), the layer's states
     ((T+1)·B per side), the cell states, h_t and the states' gradients, each page-aligned. Both modes
     reorder the input and the weights into scratch buffers; inference also computes the gates there."""
-    x, w_ih, w_hh, hidden, batch_first, train = args[0], args[1], args[2], args[10], args[14], args[15]
+    x, w_ih, w_hh, h, train = args[0], args[1], args[2], args[10], args[15]
     if x.dtype.itemsize != 4:
         return {}, 0
-    t, b, feat, h = _lstm_dims(x, hidden, batch_first)
+    t, b, feat = x.shape  # time-major whatever the batch_first flag says: the caller has transposed it
     ld_s, ld_h = _good_ld(max(feat, h)), _good_ld(h)
     gates = _pages(4 * t * b * _good_ld(4 * h))
     scratch = 4 * (x.numel() + w_ih.numel() + w_hh.numel())
@@ -71,6 +66,17 @@ def mkldnn_lstm(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
         return {}, scratch + gates
     parts = [2 * (t + 1) * b * ld_s, 2 * (t + 1) * b * ld_h, t * b * ld_h, 2 * 3 * (t + 1) * b * ld_s]
     return {3: gates + sum(_pages(4 * p) for p in parts)}, scratch
+
+
+def mkldnn_lstm_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's LSTM backward: scratch of the gates' gradients (T·B·4H, page-aligned), one output-sized
+    buffer and two copies of the weights (fitted to the measured peak: within 3 % for H = 32, 64)."""
+    x, out, h = args[0], args[7], args[15]
+    if x.dtype.itemsize != 4:
+        return {}, 0
+    t, b = x.shape[0], x.shape[1]
+    weights = sum(w.numel() for w in args[1:5])
+    return {}, _pages(4 * t * b * _good_ld(4 * h)) + 4 * out.numel() + 2 * 4 * weights
 
 
 def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
@@ -87,6 +93,7 @@ def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], in
     import torch
 
     return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm,
+            torch.ops.aten.mkldnn_rnn_layer_backward.default: mkldnn_lstm_backward,
             torch.ops.aten.convolution.default: onednn_convolution}
 
 
