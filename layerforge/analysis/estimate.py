@@ -223,7 +223,7 @@ def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str =
     from ..graph import build_module
     from ..runtime import autocast_factory
     from .memory import optimizer_state_bytes, tensor_bytes
-    from .profiler import loss_of, make_inputs, make_optimizer
+    from .step import loss_of, make_inputs, make_optimizer
 
     autocast = autocast_factory(dtype, torch.device(device))
     fake = FakeTensorMode(allow_non_fake_inputs=True)
@@ -232,7 +232,7 @@ def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str =
         model = build_module(graph)
         xs = make_inputs(graph, batch, device)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = make_optimizer(optimizer, params) if train else None
+        opt = make_optimizer(optimizer, params) if train and params else None  # nothing to train: a forward
         _keep_declared_memory(model, graph, batch)
         if opt is not None:  # the optimizer's state exists in the steady state the profiler measures
             for p in params:

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..errors import UsageError
 from ..graph import param_counts
-from .layer_timing import LayerTimes, tensors_of, time_layers
 from .estimate import estimate_memory
+from .layer_timing import LayerTimes, time_layers
 from .memory import MemorySplit, optimizer_state_bytes, tensor_bytes, track
 from .report import BatchProfile, ConfigProfile, MemoryReport
 from .run import Run, conditions, make_run, resolve_device, resolve_settings, run_conditions
+from .step import loss_of, make_inputs, make_optimizer
 from .timing import measure, time_once
 from .verdict import batch_bound, layer_profile, set_shares, sum_check, verdict
 
@@ -32,39 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "conditions", "loss_of", "make_inputs", "make_optimizer", "make_run", "profile_model",
            "resolve_device", "resolve_settings", "run_conditions"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs, loss, optimizer
-# ---------------------------------------------------------------------------------------------
-def make_inputs(graph: "Graph", batch: int, device: str, seed: int = 0) -> list["torch.Tensor"]:
-    """Random inputs, one per model input: integer ids drawn from the valid range of the layers reading the
-    input (``LayerSpec.id_range``, e.g. an embedding's [0, input_dim)), standard normal values otherwise."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    ids = graph.integer_inputs()
-    out = []
-    for name, shape in graph.inputs.items():
-        if name in ids:
-            x = torch.randint(*ids[name], (batch, *shape), generator=g)
-        else:
-            x = torch.randn(batch, *shape, generator=g)
-        out.append(x.to(device))
-    return out
-
-
-def loss_of(out: Any) -> "torch.Tensor":
-    ts = [t for t in tensors_of(out) if t.is_floating_point()]
-    return sum(t.float().square().mean() for t in ts)  # type: ignore[return-value]
-
-
-def make_optimizer(name: str, params: list["torch.nn.Parameter"]) -> "torch.optim.Optimizer":
-    import torch
-
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3)
-    return torch.optim.SGD(params, lr=1e-2)
 
 
 # ---------------------------------------------------------------------------------------------
