@@ -443,3 +443,28 @@ def build_module(graph: Graph) -> "nn.Module":
     door's :func:`layerforge.build.module` seeds first)."""
     modules = {n.name: n.build() for n in graph.nodes}
     return graph_module_class()(graph, modules)
+
+
+def example_graph(cls: type[LayerSpec]) -> Graph:
+    """A one-layer model of a layer type's ``example`` reading its ``example_inputs`` (inputs ``input``,
+    ``in1``, ...); a layer over time steps gets a ``spike_encode`` before it and a ``spike_readout`` after
+    it, as a spec would. Used to measure every registered type the same way."""
+    import yaml
+
+    from .layers.registry import get_layer_type
+
+    (item,) = yaml.safe_load(cls.example)
+    layer = cls.model_validate(item)
+    shapes = {f"in{i}" if i else "input": tuple(s) for i, s in enumerate(cls.example_inputs)}
+    if len(shapes) > 1:
+        layer = layer.model_copy(update={"inputs": list(shapes)})
+    layers = [layer]
+    if cls.example_steps > 1:
+        steps = {"type": "spike_encode", "steps": cls.example_steps}
+        layers.insert(0, get_layer_type("spike_encode").model_validate(steps))
+    if layer.out_steps(cls.example_steps) > 1:
+        layers.append(get_layer_type("spike_readout").model_validate({"type": "spike_readout"}))
+    graph, issues = plan(shapes, layers, None, lambda path, msg, hint, layer: Issue(msg, path, hint, layer=layer))
+    if graph is None or issues:
+        raise ShapeError(f"{cls.type_name}: its example does not plan: {'; '.join(i.message for i in issues)}")
+    return graph

@@ -79,3 +79,17 @@ def format_info(info: dict[str, object]) -> str:
         return f"{value}×" if key == "compression" else str(value)
 
     return "; ".join(f"{k.replace('_', ' ')}: {fmt(k, v)}" for k, v in info.items())
+
+
+def parse_bytes(text: str) -> int:
+    """'4GiB' → 4294967296, '512 MB' → 512000000, '1e9' → 1000000000 (binary and SI units, B optional).
+    Raises ValueError with the accepted forms."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]i?)?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"'{text}' is not a size; use e.g. 4GiB, 512MiB, 8GB or a number of bytes")
+    unit = (m.group(2) or "").upper().replace("I", "i")
+    scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[unit]
+    return int(float(m.group(1)) * scale)

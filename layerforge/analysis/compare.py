@@ -15,7 +15,7 @@ from .profiler import profile_model
 from .report import ProfileReport, SweepResult
 from .run import Event, conditions, make_run, resolve_device, resolve_settings, run_conditions
 from .sweep import parse_sweep, plot_sweep, points_of, sweep_overrides, sweep_path
-from .verdict import comparison_rows
+from .verdict import comparison_rows, disturbed_layers
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -29,6 +29,7 @@ def profile_configs(
     overrides: list[str] | None = None,
     plugins: list[str] | None = None,
     quick: bool = False,
+    thorough: bool = False,
     sweep: str | None = None,
     plot: str | Path | None = None,
     on_event: Event | None = None,
@@ -48,7 +49,7 @@ def profile_configs(
     given = normalize_settings(settings)
     if sweep and given.get("per_layer") is None:
         given["per_layer"] = False  # a sweep compares whole models; per-layer timing would multiply its time
-    s = resolve_settings(base, given, quick=quick)
+    s = resolve_settings(base, given, quick=quick, thorough=thorough)
     key, values = parse_sweep(sweep) if sweep else (None, [])
     if key == "batch_size":
         s = s.model_copy(update={"batch_sizes": sorted(int(v) for v in values)})
@@ -68,7 +69,7 @@ def profile_configs(
             jobs.append(_Job(path, vspec, vgraph, f"{spec.name} [{key}={v}]", spec.name, sets + extra, v))
 
     with run_conditions(s, device):
-        run = make_run(s, quick=quick, on_event=ev)
+        run = make_run(s, quick=quick, on_event=ev, thorough=thorough)
         results = []
         points = []
         for job in jobs:
@@ -88,9 +89,41 @@ def profile_configs(
                 sweep_result.plot = plot_sweep(sweep_result, str(plot))
         report = ProfileReport(conditions(run), run.machine, results, sweep=sweep_result)
     report.conditions["notes"] = notes
+    report.warnings = trust_warnings(report)
     if len(results) > 1:
         report.comparison = comparison_rows(results)
     return report
+
+
+def trust_warnings(report: ProfileReport) -> list[str]:
+    """What a busy machine did to the figures: timings that did not settle, a machine reference that was
+    disturbed (rounds that disagree, a model or layer faster than the roof), more threads than free cores."""
+    m, out = report.machine, []
+    stats = [st for c in report.configs for b in c.batches
+             for st in (b.inference, b.train, b.optimizer_step,
+                        *(x for lp in b.layers for x in (lp.forward, lp.forward_train, lp.backward)))
+             if st is not None]
+    unsettled = sum(not st.settled for st in stats)
+    if unsettled:
+        out.append(f"{unsettled} of {len(stats)} timings did not settle (IQR/median above "
+                   f"{report.conditions['timing']['threshold']:.0%}): other work is running on this machine; the "
+                   "figures are noisy (marked ~)")
+    if not m.settled:
+        out.append("the machine reference did not settle: matmul rounds "
+                   + ", ".join(f"{r:.1f}" for r in m.matmul_rounds) + " GFLOP/s, copy rounds "
+                   + ", ".join(f"{r:.1f}" for r in m.copy_rounds) + " GB/s (the best is used)")
+    fast = [c.name for c in report.configs for b in c.batches
+            if max(b.inference_gflops or 0, b.train_gflops or 0) > m.matmul_gflops]
+    above = sorted({name for c in report.configs for b in c.batches for name in disturbed_layers(b.layers)})
+    if fast or above:
+        what = ", ".join(dict.fromkeys(fast)) + (" and " if fast and above else "") + (
+            f"layers {', '.join(above)}" if above else "")
+        out.append(f"{what} ran faster than the machine's measured roof: the reference was disturbed while it was "
+                   "measured (or a kernel beats torch.mm); fractions of it are not shown above 100 %")
+    if m.oversubscribed():
+        out.append(f"torch uses {m.threads} threads but only about {m.cores_free:.1f} core(s) were free: threads "
+                   "wait for each other; try --threads 1")
+    return out
 
 
 def parse_batch_sizes(text: str) -> list[int]:

@@ -19,12 +19,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Iterator
 
-from ..layers.common import numel
-
 if TYPE_CHECKING:
     import torch
 
-    from ..graph import Graph
 
 PhaseFn = Callable[[str], ContextManager[None]]
 
@@ -161,8 +158,8 @@ def tensor_bytes(tensors: Iterable["torch.Tensor | None"]) -> int:
         if t is None:
             continue
         st = t.untyped_storage()
-        key = st.data_ptr()
-        if key in seen and key != 0:
+        key = st._cdata  # the storage itself (fake tensors have no data pointer)
+        if key in seen:
             continue
         seen.add(key)
         total += st.nbytes()
@@ -176,7 +173,7 @@ def optimizer_state_bytes(opt: "torch.optim.Optimizer") -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Analytic estimate
+# The split (measured here, estimated by .estimate)
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class MemorySplit:
@@ -185,51 +182,9 @@ class MemorySplit:
     parameters: int  # parameters + buffers
     gradients: int
     optimizer_state: int
-    activations: int  # training: what the forward pass keeps for backward; inference: the largest live set
+    activations: int  # training: what is still allocated after the forward pass; inference: its high-water mark
     inputs: int
     peak: int
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def optimizer_state_per_param(optimizer: str) -> int:
-    """State tensors per parameter: Adam keeps exp_avg and exp_avg_sq; plain SGD keeps none."""
-    return {"adam": 2, "sgd": 0}[optimizer]
-
-
-def live_activation_peak(graph: "Graph", batch: int, act_bytes: int) -> int:
-    """Largest set of layer outputs alive at once during one inference forward pass (inputs excluded):
-    a tensor lives from the layer that makes it to its last reader, as the built module frees them."""
-    last_use: dict[str, int] = {}
-    for k, n in enumerate(graph.nodes):
-        for r in n.inputs:
-            last_use[r] = k
-    keep = set(graph.outputs)
-    live: dict[str, int] = {}
-    peak = 0
-    for k, n in enumerate(graph.nodes):
-        live[n.name] = n.out_elements * batch * act_bytes
-        peak = max(peak, sum(live.values()))
-        for r in n.inputs:
-            if r in live and last_use.get(r) == k and r not in keep:
-                del live[r]
-    return peak
-
-
-def analytic_memory(
-    graph: "Graph", batch: int, params: int, trainable: int, buffers: int, *, optimizer: str, act_bytes: int,
-    train: bool,
-) -> MemorySplit:
-    """The textbook estimate: fp32 parameters (autocast keeps fp32 master weights), one fp32 gradient per
-    trainable parameter, the optimizer's state, and for training every layer's output kept for backward
-    (the same activation count as ``inspect``), at the run's activation precision."""
-    inputs = sum(numel(s) for s in graph.inputs.values()) * batch * 4
-    p = (params + buffers) * 4
-    if not train:
-        act = live_activation_peak(graph, batch, act_bytes)
-        return MemorySplit(p, 0, 0, act, inputs, p + inputs + act)
-    g = trainable * 4
-    o = trainable * 4 * optimizer_state_per_param(optimizer)
-    act = sum(n.out_elements for n in graph.nodes) * batch * act_bytes
-    return MemorySplit(p, g, o, act, inputs, p + g + o + act + inputs)

@@ -33,8 +33,8 @@ class ProfileSpec(BaseModel):
     optimizer: Optimizer = Field(default="adam", description="Optimizer of the timed training step: adam "
                                  "(torch.optim.Adam, 2 state tensors per parameter) or sgd (plain, no state).")
     warmup: NonNegativeInt = Field(default=3, description="Untimed calls before each measurement.")
-    min_run_time: PositiveFloat = Field(default=0.1, description="Seconds of timed calls at least, per measurement.")
-    max_run_time: PositiveFloat = Field(default=2.0, description="Seconds of timed calls at most, per measurement.")
+    min_run_time: PositiveFloat = Field(default=0.05, description="Seconds of timed calls at least, per measurement.")
+    max_run_time: PositiveFloat = Field(default=0.5, description="Seconds of timed calls at most, per measurement.")
     min_repeats: PositiveInt = Field(default=5, description="Timed calls at least, per measurement.")
     threshold: PositiveFloat = Field(default=0.1, description="Stop repeating once IQR/median is below this "
                                      "(torch.utils.benchmark's adaptive_autorange rule).")
@@ -60,3 +60,9 @@ QUICK: dict[str, object] = {
     "warmup": 1, "min_run_time": 0.002, "max_run_time": 0.02, "min_repeats": 3, "threshold": 0.25,
 }
 """Overrides behind ``--quick``: a few calls per measurement (smoke tests and CI, not for reporting)."""
+
+THOROUGH: dict[str, object] = {
+    "warmup": 5, "min_run_time": 0.5, "max_run_time": 5.0, "min_repeats": 10, "threshold": 0.05,
+}
+"""Overrides behind ``--thorough``: long measurements for figures to report (the defaults keep a small
+config's profile to about 10 s on 2 cores)."""

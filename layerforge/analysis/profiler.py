@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from ..errors import UsageError
 from ..graph import param_counts
-from .layer_timing import LayerTimes, tensors_of, time_layers
-from .memory import MemorySplit, analytic_memory, optimizer_state_bytes, tensor_bytes, track
+from .estimate import estimate_memory
+from .layer_timing import LayerTimes, time_layers
+from .memory import MemorySplit, optimizer_state_bytes, tensor_bytes, track
 from .report import BatchProfile, ConfigProfile, MemoryReport
 from .run import Run, conditions, make_run, resolve_device, resolve_settings, run_conditions
+from .step import loss_of, make_inputs, make_optimizer
 from .timing import measure, time_once
 from .verdict import batch_bound, layer_profile, set_shares, sum_check, verdict
 
@@ -31,45 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Run", "conditions", "loss_of", "make_inputs", "make_optimizer", "make_run", "profile_model",
            "resolve_device", "resolve_settings", "run_conditions"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs, loss, optimizer
-# ---------------------------------------------------------------------------------------------
-def make_inputs(graph: "Graph", batch: int, device: str, seed: int = 0) -> list["torch.Tensor"]:
-    """Random inputs, one per model input: integer ids drawn from the valid range of the layers reading the
-    input (``LayerSpec.id_range``, e.g. an embedding's [0, input_dim)), standard normal values otherwise."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    ids = graph.integer_inputs()
-    out = []
-    for name, shape in graph.inputs.items():
-        if name in ids:
-            x = torch.randint(*ids[name], (batch, *shape), generator=g)
-        else:
-            x = torch.randn(batch, *shape, generator=g)
-        out.append(x.to(device))
-    return out
-
-
-def loss_of(out: Any) -> "torch.Tensor":
-    ts = [t for t in tensors_of(out) if t.is_floating_point()]
-    return sum(t.float().square().mean() for t in ts)  # type: ignore[return-value]
-
-
-def make_optimizer(name: str, params: list["torch.nn.Parameter"]) -> "torch.optim.Optimizer":
-    """The optimizer of the timed step, with the step implementation training would use (fused where torch
-    has it: :func:`layerforge.runtime.optimizer_impl`)."""
-    import torch
-
-    from ..runtime import optimizer_impl
-
-    impl, _ = optimizer_impl(name, "auto", params[0].device, params) if params else ("for-loop", "")
-    kw = {"fused": True} if impl == "fused" else {}
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3, **kw)
-    return torch.optim.SGD(params, lr=1e-2, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +48,6 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
     counts = param_counts(graph)
     params = sum(c[0] for c in counts.values())
     trainable = sum(c[1] for c in counts.values())
-    buffers = sum(c[2] for c in counts.values())
     uncounted = [n.name for n in graph.nodes if n.flops() is None]
     per_sample = sum(f for n in graph.nodes if (f := n.flops()) is not None)
     cfg = ConfigProfile(name, source, list(overrides or []), params, trainable, per_sample, uncounted, [])
@@ -105,8 +67,7 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
     for bs in s.batch_sizes:
         run.on_event(f"{name}: batch {bs}")
         xs = make_inputs(graph, bs, run.device, seed=bs)
-        b = _profile_batch(runner, work, graph, xs, bs, run, counts, (params, trainable, buffers),
-                           want_inf, want_train, opt, scaler)
+        b = _profile_batch(runner, work, graph, xs, bs, run, counts, want_inf, want_train, opt, scaler)
         cfg.batches.append(b)
         del xs
     cfg.verdict = verdict(cfg, run.machine)
@@ -119,7 +80,7 @@ def profile_model(model: "nn.Module", graph: "Graph", run: Run, *, name: str = "
 
 
 def _profile_batch(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: list["torch.Tensor"], bs: int, run: Run,
-                   counts: dict[str, tuple[int, int, int]], totals: tuple[int, int, int], want_inf: bool,
+                   counts: dict[str, tuple[int, int, int]], want_inf: bool,
                    want_train: bool, opt: "torch.optim.Optimizer | None", scaler: Any) -> BatchProfile:
     import torch
 
@@ -191,9 +152,10 @@ def _profile_batch(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: l
 
     run.on_event(f"batch {bs}: memory")
     if want_inf:
-        b.memory.append(_memory_inference(runner, work, graph, xs, bs, run, totals))
+        b.memory.append(memory_report(runner, work, graph, xs, run.device, run.settings.dtype, run.autocast))
     if want_train:
-        b.memory.append(_memory_train(runner, work, graph, xs, bs, run, totals, opt, scaler))
+        b.memory.append(memory_report(runner, work, graph, xs, run.device, run.settings.dtype, run.autocast,
+                                      opt=opt, optimizer=run.settings.optimizer, scaler=scaler))
     return b
 
 
@@ -213,39 +175,51 @@ def _difference(m: MemorySplit, a: MemorySplit) -> dict[str, int]:
     return {k: getattr(m, k) - getattr(a, k) for k in m.to_dict()}
 
 
-def _memory_inference(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: list["torch.Tensor"], bs: int,
-                      run: Run, totals: tuple[int, int, int]) -> MemoryReport:
+def memory_report(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: list["torch.Tensor"], device: str,
+                  dtype: str, autocast: Callable[[], ContextManager[None]], *, opt: "torch.optim.Optimizer | None" = None,
+                  optimizer: str = "adam", scaler: Any = None) -> MemoryReport:
+    """Memory of one inference pass (``opt`` None) or one training step, measured by PyTorch's tracking,
+    beside the analytic estimate traced on fake tensors (:mod:`.estimate`)."""
+    train = opt is not None
+    pm = track(_step(runner, work, xs, autocast, opt, scaler), device)
+    held = tensor_bytes([*work.parameters(), *work.buffers()])
+    inputs = tensor_bytes(xs)
+    if train:
+        assert opt is not None
+        grads = tensor_bytes(p.grad for p in work.parameters())
+        fwd = pm.get("forward")
+        state = optimizer_state_bytes(opt)
+        measured = MemorySplit(held, grads, state, fwd.end if fwd else 0, inputs, held + state + inputs + pm.peak)
+        opt.zero_grad(set_to_none=True)
+    else:
+        measured = MemorySplit(held, 0, 0, pm.peak, inputs, held + inputs + pm.peak)
+    analytic = estimate_memory(graph, len(xs[0]) if xs else 1, train=train, optimizer=optimizer, dtype=dtype,
+                               device=device).split
+    return MemoryReport("train" if train else "inference", measured, analytic, _difference(measured, analytic),
+                        pm.peak_phase, pm.phases, pm.method)
+
+
+def _step(runner: "nn.Module", work: "nn.Module", xs: list["torch.Tensor"], autocast: Callable[[], ContextManager[None]],
+          opt: "torch.optim.Optimizer | None", scaler: Any) -> Callable[[Callable[[str], ContextManager[None]]], None]:
+    """The tracked work: an inference forward, or a training step from the steady state (optimizer state
+    exists, gradients do not yet), each part inside ``phase(name)``."""
     import torch
 
-    work.eval()
+    if opt is None:
+        work.eval()
 
-    def go(phase: Callable[[str], ContextManager[None]]) -> None:
-        with phase("forward"):
-            with torch.inference_mode(), run.autocast():
+        def infer(phase: Callable[[str], ContextManager[None]]) -> None:
+            with phase("forward"), torch.inference_mode(), autocast():
                 out = runner(*xs)
-            del out
+                del out
 
-    pm = track(go, run.device)
-    params = tensor_bytes([*work.parameters(), *work.buffers()])
-    inputs = tensor_bytes(xs)
-    act = pm.peak
-    measured = MemorySplit(params, 0, 0, act, inputs, params + inputs + act)
-    analytic = analytic_memory(graph, bs, *totals, optimizer=run.settings.optimizer, act_bytes=run.act_bytes, train=False)
-    return MemoryReport("inference", measured, analytic, _difference(measured, analytic), pm.peak_phase, pm.phases,
-                        pm.method)
-
-
-def _memory_train(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: list["torch.Tensor"], bs: int, run: Run,
-                  totals: tuple[int, int, int], opt: "torch.optim.Optimizer | None", scaler: Any) -> MemoryReport:
-
-    assert opt is not None
+        return infer
     work.train()
-    opt.zero_grad(set_to_none=True)  # steady state: optimizer state exists, gradients do not yet
+    opt.zero_grad(set_to_none=True)
 
-    def go(phase: Callable[[str], ContextManager[None]]) -> None:
-        with phase("forward"):
-            with run.autocast():
-                loss = loss_of(runner(*xs))
+    def step(phase: Callable[[str], ContextManager[None]]) -> None:
+        with phase("forward"), autocast():
+            loss = loss_of(runner(*xs))
         with phase("backward"):
             (scaler.scale(loss) if scaler is not None else loss).backward()
             del loss
@@ -256,15 +230,25 @@ def _memory_train(runner: "nn.Module", work: "nn.Module", graph: "Graph", xs: li
             else:
                 opt.step()
 
-    held = tensor_bytes([*work.parameters(), *work.buffers()])
-    opt_bytes = optimizer_state_bytes(opt)
-    inputs = tensor_bytes(xs)
-    pm = track(go, run.device)
-    grads = tensor_bytes(p.grad for p in work.parameters())
-    fwd = pm.get("forward")
-    act = fwd.end if fwd else 0
-    measured = MemorySplit(held, grads, opt_bytes, act, inputs, held + opt_bytes + inputs + pm.peak)
-    analytic = analytic_memory(graph, bs, *totals, optimizer=run.settings.optimizer, act_bytes=run.act_bytes, train=True)
-    opt.zero_grad(set_to_none=True)
-    return MemoryReport("train", measured, analytic, _difference(measured, analytic), pm.peak_phase, pm.phases,
-                        pm.method)
+    return step
+
+
+def measure_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str = "adam", device: str = "cpu",
+                   seed: int = 0) -> MemoryReport:
+    """Measured beside analytic memory of one fp32 inference pass or training step of a freshly built model
+    at ``batch``, after one untimed warm-up call (which creates the optimizer's state, as in a profile)."""
+    import contextlib
+
+    import torch
+
+    from ..graph import build_module
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        work = build_module(graph).to(device)
+    xs = make_inputs(graph, batch, device, seed=seed)
+    params = [p for p in work.parameters() if p.requires_grad]
+    opt = make_optimizer(optimizer, params) if train and params else None
+    warm = _step(work, work, xs, contextlib.nullcontext, opt, None)
+    warm(lambda _name: contextlib.nullcontext())
+    return memory_report(work, work, graph, xs, device, "fp32", contextlib.nullcontext, opt=opt, optimizer=optimizer)

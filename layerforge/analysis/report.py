@@ -164,8 +164,9 @@ class ProfileReport:
     configs: list[ConfigProfile]
     comparison: list[dict[str, Any]] = field(default_factory=list)
     sweep: SweepResult | None = None
+    warnings: list[str] = field(default_factory=list)  # how far the figures can be trusted (busy machine)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"conditions": dict(self.conditions), "machine": self.machine.to_dict(),
+        return {"warnings": list(self.warnings), "conditions": dict(self.conditions), "machine": self.machine.to_dict(),
                 "configs": [c.to_dict() for c in self.configs], "comparison": list(self.comparison),
                 "sweep": _d(self.sweep)}

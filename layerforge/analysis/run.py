@@ -69,16 +69,20 @@ def _torch_device(device: str) -> "torch.device":
 # ---------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------
-def resolve_settings(base: ProfileSpec, overrides: dict[str, Any] | None = None, quick: bool = False) -> ProfileSpec:
-    """The spec's ``profile:`` section with command-line values on top (``None`` = not given)."""
+def resolve_settings(base: ProfileSpec, overrides: dict[str, Any] | None = None, quick: bool = False,
+                     thorough: bool = False) -> ProfileSpec:
+    """The spec's ``profile:`` section with command-line values on top (``None`` = not given), under the
+    ``--quick`` or ``--thorough`` preset."""
     from pydantic import ValidationError
 
-    from .profile_schema import QUICK
+    from .profile_schema import QUICK, THOROUGH
 
+    if quick and thorough:
+        raise UsageError("--quick and --thorough contradict each other", hint="give one of them")
     data = base.model_dump()
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if quick:
-        data.update({k: v for k, v in QUICK.items() if k not in given})
+    if quick or thorough:
+        data.update({k: v for k, v in (QUICK if quick else THOROUGH).items() if k not in given})
     data.update(given)
     try:
         s = ProfileSpec.model_validate(data)
@@ -120,7 +124,7 @@ def run_conditions(settings: ProfileSpec, device: str) -> Iterator[None]:
         torch.backends.cudnn.benchmark = old_bench
 
 
-def make_run(settings: ProfileSpec, quick: bool = False, on_event: Event | None = None) -> Run:
+def make_run(settings: ProfileSpec, quick: bool = False, on_event: Event | None = None, thorough: bool = False) -> Run:
     """Resolve the device and measure the machine (call inside :func:`run_conditions`)."""
     device = resolve_device(settings)
     timing = TimingSettings(warmup=settings.warmup, min_run_time=settings.min_run_time,
@@ -128,7 +132,7 @@ def make_run(settings: ProfileSpec, quick: bool = False, on_event: Event | None 
                             threshold=settings.threshold)
     ev = on_event or (lambda _m: None)
     ev("measuring the machine (matmul rate, copy bandwidth)")
-    machine = measure_machine(device, settings.dtype, timing, quick=quick)
+    machine = measure_machine(device, settings.dtype, timing, quick=quick, thorough=thorough)
     return Run(settings, device, timing, machine, quick, ev)
 
 

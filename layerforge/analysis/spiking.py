@@ -192,7 +192,7 @@ def measure(model: "nn.Module", graph: "Graph", batches: Iterable[Any], *, seed:
     import torch
 
     from ..runtime import seeded
-    from .profiler import make_inputs
+    from .step import make_inputs
 
     accs: dict[tuple[str, str], _Acc] = {}
     spikes: dict[str, _Acc] = {}

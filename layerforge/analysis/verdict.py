@@ -107,14 +107,30 @@ def verdict(cfg: ConfigProfile, machine: Machine) -> str:
         parts.append(f"{b.bound}-bound ({b.intensity:.1f} FLOP/B {rel} machine balance {machine.balance:.1f} FLOP/B)")
     rate = b.inference_gflops if b.inference_gflops is not None else b.train_gflops
     if rate is not None:
-        parts.append(f"{rate:.2f} GFLOP/s = {rate / machine.matmul_gflops:.1%} of the measured {machine.matmul_dtype} "
-                     f"matmul rate")
+        parts.append(f"{rate:.2f} GFLOP/s = " + fraction(rate, machine.matmul_gflops,
+                                                         f"the measured {machine.matmul_dtype} matmul rate"))
         attainable = min(machine.matmul_gflops, (b.intensity or 0) * machine.copy_gbps)
         if attainable > 0 and rate / attainable < 0.1:
             parts.append("far below both roofs: per-call overhead (dispatch, small kernels) dominates")
     if cfg.uncounted:
         parts.append(f"FLOPs uncounted for {', '.join(cfg.uncounted)}")
     return "; ".join(parts)
+
+
+def fraction(value: float, reference: float, what: str) -> str:
+    """'X % of <what>', never above 100 %: a value beyond a best-case reference means the reference was
+    measured while other work slowed it down; say so, and by how much."""
+    if reference <= 0:
+        return f"? of {what} (not measured)"
+    if value <= reference:
+        return f"{value / reference:.1%} of {what}"
+    return (f"more than {what} ({reference:.2f}), which was disturbed while it was measured: it is at least "
+            f"{value / reference:.1f}× too low (re-run on a quieter machine, or with --thorough)")
+
+
+def disturbed_layers(layers: list[LayerProfile]) -> list[str]:
+    """Layers that ran faster than the machine's roof allows: the reference was disturbed."""
+    return [lp.name for lp in layers if lp.efficiency is not None and lp.efficiency > 1.0]
 
 
 def comparison_rows(configs: list[ConfigProfile]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,6 +11,11 @@ from .options import PluginsOpt, SetOpt, TrustPluginsOpt
 
 SpecOrRunArg = Annotated[Path, typer.Argument(help="A layerforge spec (YAML), or a run directory (its spec; with "
                                               "--data, its trained weights).", show_default=False)]
+
+
+class Vary(str, Enum):
+    batch = "batch"
+    seq_len = "seq_len"
 
 
 class Format(str, Enum):
@@ -26,6 +31,11 @@ def inspect(
     data: Annotated[bool, typer.Option("--data", help="Spiking models: measure firing rates, SOPs and energy on "
                                        "the spec's data (validation split).")] = False,
     samples: Annotated[int, typer.Option("--samples", min=1, help="With --data: how many samples to measure.")] = 256,
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="A memory budget (e.g. 4GiB, 512MB): "
+                                                      "report the largest batch (or --vary seq_len: sequence length) "
+                                                      "whose estimated training step fits.", show_default=False)] = None,
+    vary: Annotated[Vary, typer.Option("--vary", help="With --max-memory: what to grow, batch or seq_len (at "
+                                       "--batch-size).")] = Vary.batch,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
     trust_plugins: TrustPluginsOpt = False,
@@ -44,8 +54,9 @@ def inspect(
         spec, graph = load(config, set_ or [], plugins or [], trust_plugins=trust_plugins)
     summary = summarize(spec, graph, batch_size)
     spikes = _spikes(config, spec, graph, data, samples, set_ or [], plugins or [], trust_plugins)  # spiking models only
+    memory = _memory(config, spec, graph, batch_size, max_memory, vary.value, set_ or [], plugins or [], trust_plugins)
     if format is Format.json:
-        print_json({**summary.to_dict(), **({"spiking": spikes} if spikes else {})})
+        print_json({**summary.to_dict(), "memory": memory, **({"spiking": spikes} if spikes else {})})
         return
     if format is Format.tree:
         _tree(summary, graph)
@@ -53,12 +64,82 @@ def inspect(
         _table(summary, graph)
     from .render import console
 
+    print_memory(memory)
     if spikes:
         from .spiking_view import render_spiking
 
         render_spiking(spikes, console)
     elif data:
         console.print("[yellow]note[/]: --data measures spiking layers (firing rates, SOPs, energy); this model has none")
+
+
+def _memory(config: Path, spec, graph, batch_size: int, max_memory: str | None, vary: str, sets: list[str],
+            plugins: list[str], trust_plugins: bool) -> dict:
+    """Estimated peaks per batch size (training step with Adam, inference; fp32, CPU kernels) and, with
+    --max-memory, the largest batch or sequence length that fits."""
+    from ..analysis.estimate import ESTIMATE_BATCHES, estimated_peaks, estimate_memory, largest_fitting
+    from ..errors import UsageError
+    from ..text import parse_bytes
+
+    out: dict = {"method": "a training step (Adam, fp32) and an inference pass traced on fake tensors (CPU kernels)",
+                 "peaks": estimated_peaks(graph, {*ESTIMATE_BATCHES, batch_size})}
+    if max_memory is None:
+        return out
+    try:
+        limit = parse_bytes(max_memory)
+    except ValueError as e:
+        raise UsageError(f"--max-memory: {e}", hint="e.g. --max-memory 4GiB") from None
+    if vary == "batch":
+        best = largest_fitting(lambda b: estimate_memory(graph, b, train=True).split.peak, limit)
+    else:
+        from ..analysis.sweep import sweep_overrides
+        from ..build import load
+
+        from ..errors import SpecError
+
+        sweep_overrides("seq_len", "1", spec, graph)  # a model without a sequence input fails here, clearly
+        invalid: dict[int, str] = {}
+
+        def peak_at(t: int) -> int:
+            try:
+                _, g = load(config, [*sets, *sweep_overrides("seq_len", str(t), spec, graph)], plugins,
+                            trust_plugins=trust_plugins)
+            except SpecError as e:  # e.g. longer than a positional encoding's max_len: cannot grow further
+                invalid[t] = e.issues[0].message if e.issues else str(e)
+                return limit + 1
+            return estimate_memory(g, batch_size, train=True).split.peak
+
+        best = largest_fitting(peak_at, limit, upper=1 << 20)
+        if best is not None and best + 1 in invalid:
+            out["limited_by_spec"] = invalid[best + 1]
+    out["max_memory"] = {"limit": limit, "vary": vary, "batch_size": batch_size, "largest": best,
+                         "limited_by_spec": out.pop("limited_by_spec", None)}
+    return out
+
+
+def print_memory(memory: dict) -> None:
+    """The estimated peaks as one line per mode, and the --max-memory answer."""
+    from ..text import human_bytes
+    from .render import console
+
+    peaks = memory["peaks"]
+    for mode, what in (("train", "training step, Adam"), ("inference", "inference")):
+        console.print(f"Estimated peak memory ({what}, fp32): "
+                      + " · ".join(f"batch {p['batch_size']}: {human_bytes(p[mode])}" for p in peaks))
+    mm = memory.get("max_memory")
+    if mm is None:
+        return
+    limit = human_bytes(mm["limit"])
+    if mm["largest"] is None:
+        console.print(f"[yellow]Within {limit}[/]: not even {'batch 1' if mm['vary'] == 'batch' else 'length 1'} "
+                      "fits a training step")
+    elif mm["vary"] == "batch":
+        console.print(f"[bold]Within {limit}[/]: the largest batch for a training step is {mm['largest']:,}")
+    else:
+        console.print(f"[bold]Within {limit}[/]: the longest sequence for a training step at batch "
+                      f"{mm['batch_size']} is {mm['largest']:,}"
+                      + (f" (longer ones are invalid for this spec: {mm['limited_by_spec']})" if mm["limited_by_spec"]
+                         else ""))
 
 
 def _spikes(config: Path, spec, graph, data: bool, samples: int, sets: list[str], plugins: list[str],

@@ -72,6 +72,8 @@ def profile(
                                                           "per measurement, at least.", show_default=False)] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A few calls per measurement: a smoke test, not figures "
                                         "to report.")] = False,
+    thorough: Annotated[bool, typer.Option("--thorough", help="Long measurements (≥0.5 s each, until IQR/median < "
+                                           "5%) and a 256 MiB copy: figures to report.")] = False,
     set_: SetOpt = None,
     plugins: PluginsOpt = None,
     trust_plugins: TrustPluginsOpt = False,
@@ -96,11 +98,11 @@ def profile(
     if err_console.is_terminal and not to_stdout:
         with err_console.status("profiling…") as status:
             report = profile_configs(configs, settings=settings, overrides=set_ or [], plugins=plugins or [],
-                                     trust_plugins=trust_plugins, quick=quick, sweep=sweep, plot=plot_path,
-                                     on_event=lambda m: status.update(f"profiling: {escape(m)}"))
+                                     trust_plugins=trust_plugins, quick=quick, thorough=thorough, sweep=sweep,
+                                     plot=plot_path, on_event=lambda m: status.update(f"profiling: {escape(m)}"))
     else:
         report = profile_configs(configs, settings=settings, overrides=set_ or [], plugins=plugins or [], quick=quick,
-                                 sweep=sweep, plot=plot_path, trust_plugins=trust_plugins)
+                                 thorough=thorough, sweep=sweep, plot=plot_path, trust_plugins=trust_plugins)
     data = report.to_dict()
     if to_stdout:
         print_json(data)
@@ -161,6 +163,8 @@ def _render(r: "ProfileReport") -> None:
 
     c, m = r.conditions, r.machine
     t = c["timing"]
+    for w in r.warnings:  # first: they say how far the figures below can be trusted
+        console.print(f"[bold yellow]warning[/]: {escape(w)}")
     console.print(f"[bold]Conditions[/]: {c['device']} ({escape(c['device_name'])}) · {c['dtype']}"
                   f"{' autocast' if c['autocast'] else ''} · {c['threads']} thread(s) · torch {c['torch_version']} · "
                   f"{'torch.compile' if c['compile'] else 'eager'} · optimizer {c['optimizer']}"
@@ -218,7 +222,7 @@ def _render_layers(b: "BatchProfile") -> None:
     for lp in b.layers:
         fl = "uncounted" if lp.flops is None else human_count(lp.flops)
         bfl = "uncounted" if lp.backward_flops is None else human_count(lp.backward_flops)
-        bound = "—" if lp.bound is None else lp.bound + (f" {lp.efficiency:.0%}" if lp.efficiency is not None else "")
+        bound = "—" if lp.bound is None else lp.bound + _efficiency(lp.efficiency)
         rows.append([f"{lp.name} ({lp.type})", f"{lp.params:,}", fl, bfl, fmt_stats(lp.forward or lp.forward_train),
                      fmt_stats(lp.backward), f"{lp.share:.1%}", "—" if lp.gflops is None else f"{lp.gflops:.2f}",
                      "—" if lp.intensity is None else f"{lp.intensity:.1f}", bound])
@@ -231,6 +235,15 @@ def _render_layers(b: "BatchProfile") -> None:
             console.print(f"  {escape(lp.name)}: {escape(format_info(lp.info))} (per sample)")
     for chk in b.checks:
         console.print(f"  {'[green]✓[/]' if chk.ok else '[yellow]![/]'} {chk.mode}: {escape(chk.note)}")
+
+
+def _efficiency(e: float | None) -> str:
+    """A fraction of the roof, never above 100 %: above it, the roof was measured low (see the warnings)."""
+    return "" if e is None else " above roof" if e > 1 else f" {e:.0%}"
+
+
+def _pct(x: float) -> str:
+    return "above ref." if x > 1 else f"{x:.1%}"
 
 
 def _render_batches(cfg: "ConfigProfile") -> None:
@@ -253,7 +266,7 @@ def _render_batches(cfg: "ConfigProfile") -> None:
         if compiled:
             row.append("/".join(f"{b.compile_time[k]:.1f}" if k in b.compile_time else "—" for k in ("inference", "train")))
         if peak:
-            row.append("/".join(f"{b.fraction_of_peak[k]:.1%}" if k in b.fraction_of_peak else "—"
+            row.append("/".join(_pct(b.fraction_of_peak[k]) if k in b.fraction_of_peak else "—"
                                 for k in ("inference", "train")))
         rows.append(row)
     console.print(simple_table("Latency and throughput (train step: zero_grad, forward, loss, backward, optimizer)",

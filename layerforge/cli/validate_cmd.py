@@ -31,13 +31,20 @@ def validate(
     found = [w.message for w in caught if isinstance(w.message, LayerforgeWarning)]
     outs = ", ".join(f"{o} {tuple(graph.shape_of(o))}" for o in graph.outputs)
     data = "not read (--no-data)" if no_data else ("checked" if spec.data is not None else "none")
+    from ..analysis.estimate import estimated_peaks
+
+    peaks = estimated_peaks(graph)
     if json_:
         print_json({"valid": True, "file": str(config), "layers": len(graph.nodes), "outputs": graph.outputs,
-                    "data": data, "warnings": [w.issue.to_dict() if hasattr(w, "issue") else {"message": str(w)}
+                    "data": data, "memory": {"peaks": peaks}, "warnings": [w.issue.to_dict() if hasattr(w, "issue") else {"message": str(w)}
                                                for w in found]})
         return
     console.print(f"[green]✓[/] {config}: valid — {len(graph.nodes)} layers, output {outs}"
                   + (f"; data {data}" if spec.data is not None else ""))
+    from ..text import human_bytes
+
+    console.print("  estimated training peak (Adam, fp32): "
+                  + " · ".join(f"batch {p['batch_size']}: {human_bytes(p['train'])}" for p in peaks))
     for w in found:
         print_warning(w)
 

@@ -11,8 +11,10 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
 
 Hooks with defaults: ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
 nonlinearity), ``check_memory(in_shapes, limit)`` (memory kept for backward, checked against the
-machine's), ``extra_info(in_shapes, out_shape)`` (optional facts ``inspect`` and ``profile`` show;
-default: none), and ``out_steps(steps)`` with the ``time_aware`` flag for time steps:
+machine's), ``memory(in_shapes, out_shape)`` (the memory rule: by default derived by tracing the layer's
+PyTorch ops on fake tensors, see :mod:`layerforge.analysis.estimate`), ``extra_info(in_shapes, out_shape)``
+(optional facts ``inspect`` and ``profile`` show; default: none), and ``out_steps(steps)`` with the
+``time_aware`` flag for time steps:
 
 **Time steps** (spiking layers, :mod:`.spiking`). Between a ``spike_encode`` and its ``spike_readout`` a
 tensor carries T steps folded into the batch, time-major ``(T·B, *shape)``, so per-sample shapes are
@@ -28,6 +30,7 @@ PyTorch/Keras equivalents, YAML example); ``summary`` is its one-line descriptio
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -39,6 +42,16 @@ if TYPE_CHECKING:
     from torch import nn
 
 Shape = tuple[int, ...]
+
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """Bytes per sample a layer needs beyond its output, for a type that declares them (``LayerSpec.memory``)."""
+
+    saved: int  # kept from the forward pass until this layer's backward
+    transient: int = 0  # allocated and freed inside the forward pass
+
 
 _REGISTRY: dict[str, type["LayerSpec"]] = {}
 
@@ -108,6 +121,14 @@ class LayerSpec(BaseModel):
         (this machine's memory) beyond what the front door's size check counts itself (parameters and each
         layer's output): memory kept for the backward pass, such as a simulated circuit's state vectors.
         The message says how much it needs, the hint what fits. The default needs nothing more."""
+
+    def memory(self, in_shapes: list[Shape], out_shape: Shape) -> LayerMemory | None:
+        """The layer's memory rule: what it keeps for backward and needs transiently in forward, per sample.
+        None (the default, right for any layer built from PyTorch ops): derived by tracing the real module
+        on fake tensors of the target device, with the kernels PyTorch picks there (the analytic estimate
+        of ``inspect``, ``validate`` and ``profile``). A type whose forward allocates outside PyTorch's ops
+        (a C extension, numpy) returns its bytes, which the trace keeps from its forward to its backward."""
+        return None
 
     def extra_info(self, in_shapes: list[Shape], out_shape: Shape) -> dict[str, Any]:
         """Optional facts about this layer for ONE sample (name → number, text or list of numbers):

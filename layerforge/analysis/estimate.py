@@ -1,0 +1,357 @@
+"""The analytic memory estimate: one training step (or inference pass) of the model, traced on fake tensors.
+
+Why trace rather than sum a formula per layer: what a step needs at its peak depends on the *schedule*
+(an output is freed after its last reader unless backward saved it; saved tensors are freed layer by layer
+in backward while gradients appear) and on the kernel PyTorch actually picks on the device (SDPA's flash
+kernel never materialises the score matrix; an RNN steps through time and saves every step's gates). So
+the estimate runs the real module, the real loss, backward and optimizer step under
+``torch._subclasses.FakeTensorMode`` on the target device: every tensor has its real shape, dtype and
+device, so composite ops dispatch exactly as they would (the same kernel choices), but nothing is
+allocated and no arithmetic is done. An allocation tracker (a ``TorchDispatchMode``) adds up each new
+storage an op creates and subtracts it when the storage is freed (a weak reference's callback), giving the
+live bytes at every moment: the same quantity the profiler measures from the allocator's events.
+
+This needs no code per layer type: a type added in any branch is covered as soon as it is registered.
+Two ways to correct it, each used only where the fake kernel differs from the real one:
+
+- per aten op, :data:`KERNEL_BYTES`: the bytes the real CPU kernel allocates for an output whose meta
+  kernel allocates nothing (oneDNN's LSTM workspace, which ``mkldnn_rnn_layer``'s meta kernel returns empty);
+- per layer type, the contract's ``LayerSpec.memory()`` (:mod:`layerforge.layers.registry`): a type whose
+  forward allocates outside PyTorch's ops declares its saved and transient bytes per sample, and the
+  trace keeps that many bytes alive from its forward until its backward.
+"""
+from __future__ import annotations
+
+import contextlib
+import weakref
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from ..errors import ShapeError
+from .memory import MemorySplit, Phase, PhaseMemory
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..graph import Graph
+
+PAGE = 4096
+
+
+def _pages(nbytes: int) -> int:
+    return -(-nbytes // PAGE) * PAGE
+
+
+def _good_ld(dim: int) -> int:
+    """oneDNN's leading dimension for fp32: rounded up to 16 floats, +16 when a multiple of 256 (cache
+    aliasing)."""
+    ld = -(-dim // 16) * 16
+    return ld + 16 if ld % 256 == 0 else ld
+
+
+def mkldnn_lstm(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's LSTM (``mkldnn_rnn_layer``, fp32), whose meta kernel returns an empty workspace.
+    Training keeps a workspace for backward (output 3), laid out as gates (T·B·4H), the layer's states
+    ((T+1)·B per side), the cell states, h_t and the states' gradients, each page-aligned. Both modes
+    reorder the input and the weights into scratch buffers; inference also computes the gates there."""
+    x, w_ih, w_hh, h, train = args[0], args[1], args[2], args[10], args[15]
+    if x.dtype.itemsize != 4:
+        return {}, 0
+    t, b, feat = x.shape  # time-major whatever the batch_first flag says: the caller has transposed it
+    ld_s, ld_h = _good_ld(max(feat, h)), _good_ld(h)
+    gates = _pages(4 * t * b * _good_ld(4 * h))
+    scratch = 4 * (x.numel() + w_ih.numel() + w_hh.numel())
+    if not train:
+        return {}, scratch + gates
+    parts = [2 * (t + 1) * b * ld_s, 2 * (t + 1) * b * ld_h, t * b * ld_h, 2 * 3 * (t + 1) * b * ld_s]
+    return {3: gates + sum(_pages(4 * p) for p in parts)}, scratch
+
+
+def mkldnn_lstm_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's LSTM backward: scratch of the gates' gradients (T·B·4H, page-aligned), one output-sized
+    buffer and two copies of the weights (fitted to the measured peak: within 3 % for H = 32, 64)."""
+    x, out, h = args[0], args[7], args[15]
+    if x.dtype.itemsize != 4:
+        return {}, 0
+    t, b = x.shape[0], x.shape[1]
+    weights = sum(w.numel() for w in args[1:5])
+    return {}, _pages(4 * t * b * _good_ld(4 * h)) + 4 * out.numel() + 2 * 4 * weights
+
+
+def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's CPU convolution (fp32) computes into a buffer in its own layout, with the weights reordered
+    beside it, then copies to the plain output: scratch of one output plus the weights (measured for 1×1
+    to 3×3 kernels, 1 to 64 channels)."""
+    x, w = args[0], args[1]
+    if x.device.type != "cpu" or x.dtype.itemsize != 4:
+        return {}, 0
+    return {}, out.numel() * 4 + w.numel() * 4
+
+
+def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], int]]]:
+    import torch
+
+    return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm,
+            torch.ops.aten.mkldnn_rnn_layer_backward.default: mkldnn_lstm_backward,
+            torch.ops.aten.convolution.default: onednn_convolution}
+
+
+def _plain_dropout(x: "torch.Tensor", p: float, train: bool) -> Any:
+    """Dropout outside training returns its input itself (the C++ composite clones only for a tensor
+    subclass, which a fake tensor is)."""
+    return NotImplemented if train else x
+
+
+def _plain_max_pool1d(x: "torch.Tensor", *args: Any) -> Any:
+    """Max pooling without autograd computes the values only (the C++ composite computes the indices too
+    for a tensor subclass); the indices are made here, outside the tracker, and dropped."""
+    import torch
+
+    if torch.is_grad_enabled() and x.requires_grad:
+        return NotImplemented
+    return torch.ops.aten.max_pool1d_with_indices.default(x, *args)[0]
+
+
+def _device_paths() -> dict[Any, Callable[..., Any]]:
+    """Composite ops whose C++ implementation takes a shorter path for a plain tensor than for a fake one."""
+    import torch
+
+    aten = torch.ops.aten
+    return {aten.dropout.default: _plain_dropout, aten.feature_dropout.default: _plain_dropout,
+            aten.alpha_dropout.default: _plain_dropout, aten.feature_alpha_dropout.default: _plain_dropout,
+            aten.max_pool1d.default: _plain_max_pool1d}
+
+
+# op -> (args, out) -> ({output index: the real kernel's bytes}, scratch bytes it allocates and frees inside);
+# a function so that torch is imported only when memory is estimated.
+KERNEL_BYTES = _kernel_table
+
+
+class _Tracker:
+    """Live bytes of the storages ops create (weak references free them), with phases like memory.track."""
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, Any] = {}
+        self._existing: set[int] = set()
+
+    def exists(self, tensors: Iterable["torch.Tensor | None"]) -> None:
+        """Tensors that exist before the step (parameters, inputs, optimizer state): views of them are free."""
+        self._existing.update(t.untyped_storage()._cdata for t in tensors if t is not None)
+
+    def add(self, t: "torch.Tensor", nbytes: int | None = None) -> None:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key in self._refs or key in self._existing:
+            return
+        n = st.nbytes() if nbytes is None else nbytes
+
+        def free(_ref: Any, key: int = key, n: int = n) -> None:
+            if self._refs.pop(key, None) is not None:
+                self.live -= n
+
+        self._refs[key] = weakref.ref(st, free)
+        self.live += n
+        self.peak = max(self.peak, self.live)
+
+    def mode(self) -> Any:
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_flatten
+
+        tracker, table, paths = self, KERNEL_BYTES(), _device_paths()
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+                kwargs = kwargs or {}
+                if func in paths:
+                    out = paths[func](*args, **kwargs)
+                    if out is not NotImplemented:
+                        tracker.add(out)
+                        return out
+                # A composite op reaches this mode whole under inference_mode; the device runs its C++
+                # decomposition (e.g. gru's, which projects every step's input at once), so trace that,
+                # not the fake mode's Python decomposition.
+                if func.namespace == "aten":
+                    with self:
+                        out = func.decompose(*args, **kwargs)
+                    if out is not NotImplemented:
+                        return out
+                out = func(*args, **kwargs)
+                fix, scratch = table[func](args, out) if func in table else ({}, 0)
+                tracker.peak = max(tracker.peak, tracker.live + scratch)
+                for i, t in enumerate(tree_flatten(out)[0]):
+                    if isinstance(t, torch.Tensor):
+                        tracker.add(t, fix.get(i))
+                return out
+
+        return Mode()
+
+    def phases(self) -> tuple[Callable[[str], Any], PhaseMemory]:
+        out = PhaseMemory(method="traced on fake tensors (torch FakeTensorMode), storages counted until freed")
+        base = self.live
+
+        @contextlib.contextmanager
+        def phase(name: str) -> Iterator[None]:
+            p = Phase(name, start=self.live - base)
+            self.peak = self.live
+            yield
+            p.end, p.peak = self.live - base, max(p.start, self.peak - base)
+            out.phases.append(p)
+
+        return phase, out
+
+
+@dataclass
+class Estimate:
+    """The traced step: its split (as the profiler reports the measured one) and its phases."""
+
+    split: MemorySplit
+    phases: PhaseMemory
+
+
+def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str = "adam", dtype: str = "fp32",
+                    device: str = "cpu") -> Estimate:
+    """Bytes one training step (``train``) or one inference pass needs at ``batch``, split like the
+    profiler's measurement: parameters + buffers, gradients, optimizer state, activations (training: what
+    is still allocated at the end of the forward pass; inference: its high-water mark), inputs, peak."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from ..graph import build_module
+    from ..runtime import autocast_factory
+    from .memory import optimizer_state_bytes, tensor_bytes
+    from .step import loss_of, make_inputs, make_optimizer
+
+    autocast = autocast_factory(dtype, torch.device(device))
+    fake = FakeTensorMode(allow_non_fake_inputs=True)
+    tracker = _Tracker()
+    with fake, torch.device(device):
+        model = build_module(graph)
+        xs = make_inputs(graph, batch, device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = make_optimizer(optimizer, params) if train and params else None  # nothing to train: a forward
+        _keep_declared_memory(model, graph, batch)
+        if opt is not None:  # the optimizer's state exists in the steady state the profiler measures
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    held = tensor_bytes([*model.parameters(), *model.buffers()])
+    inputs = tensor_bytes(xs)
+    state = optimizer_state_bytes(opt) if opt is not None else 0
+    tracker.exists([*model.parameters(), *model.buffers(), *xs])
+    if opt is not None:
+        tracker.exists(v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor))
+    try:
+        with fake, tracker.mode():
+            phase, pm = tracker.phases()
+            if opt is None:
+                model.eval()
+                with phase("forward"), torch.inference_mode(), autocast():
+                    out = model(*xs)
+                    del out
+            else:
+                model.train()
+                with phase("forward"), autocast():
+                    loss = loss_of(model(*xs))
+                with phase("backward"):
+                    loss.backward()
+                    del loss
+                with phase("optimizer"):
+                    opt.step()
+            grads = tensor_bytes(p.grad for p in params) if opt is not None else 0
+    except (RuntimeError, NotImplementedError) as e:  # an op without a fake kernel, or data-dependent shapes
+        raise ShapeError(f"cannot trace the model on fake tensors to estimate its memory: {str(e).splitlines()[0]}",
+                         hint="a layer type whose forward PyTorch cannot trace declares its memory with "
+                         "LayerSpec.memory() (see docs/plugins.md)") from e
+    if opt is None:
+        act = pm.peak
+        return Estimate(MemorySplit(held, 0, 0, act, inputs, held + inputs + act), pm)
+    fwd = pm.get("forward")
+    return Estimate(MemorySplit(held, grads, state, fwd.end if fwd else 0, inputs, held + state + inputs + pm.peak), pm)
+
+
+def _keep_declared_memory(model: Any, graph: "Graph", batch: int) -> None:
+    """Layers whose type declares its memory (``LayerSpec.memory()``): after their forward, allocate the
+    declared transient bytes (freed at once) and keep the saved bytes with the output's autograd node until
+    backward passes it, as autograd frees saved tensors."""
+    import torch
+
+    for n in graph.nodes:
+        mem = n.layer.memory(n.in_shapes, n.out_shape)
+        if mem is None:
+            continue
+        saved, transient = mem.saved * batch * n.steps, mem.transient * batch * n.steps
+
+        def hook(_m: Any, _args: Any, out: Any, saved: int = saved, transient: int = transient) -> Any:
+            torch.empty(transient, dtype=torch.uint8, device=out.device)
+            if not (torch.is_grad_enabled() and out.requires_grad):
+                return out
+            return _keep_fn().apply(out, torch.empty(saved, dtype=torch.uint8, device=out.device))
+
+        model.layers[n.name].register_forward_hook(hook)
+
+
+@cache
+def _keep_fn() -> Any:
+    """An identity autograd function that saves a blob for backward (freed when backward passes it)."""
+    import torch
+
+    class Keep(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: "torch.Tensor", blob: "torch.Tensor") -> "torch.Tensor":
+            ctx.save_for_backward(blob)
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx: Any, g: "torch.Tensor") -> tuple:
+            return g, None
+
+    return Keep
+
+
+def largest_fitting(peak_at: Callable[[int], int], limit: int, *, upper: int = 1 << 24) -> int | None:
+    """The largest n ≥ 1 with ``peak_at(n) <= limit`` (peak_at grows with n), or None when even 1 does not
+    fit. A straight line through n = 1 and 2 guesses the answer (memory grows linearly in the batch); the
+    guess is bracketed by doubling and halving, then bisected: a dozen traces, not hundreds."""
+    p1 = peak_at(1)
+    if p1 > limit:
+        return None
+    slope = max(1, peak_at(2) - p1)
+    guess = int(min(upper, max(1, (limit - p1) // slope + 1)))
+    lo, hi = 1, upper + 1  # peak_at(lo) fits; hi does not (or is beyond the search)
+    if peak_at(guess) <= limit:
+        lo = guess
+        step = max(1, guess // 16)
+        while lo < upper:
+            nxt = min(upper, lo + step)
+            if peak_at(nxt) > limit:
+                hi = nxt
+                break
+            lo, step = nxt, step * 2
+        else:
+            return upper
+    else:
+        hi = guess
+        step = max(1, guess // 16)
+        while hi - step > 1 and peak_at(hi - step) > limit:
+            hi, step = hi - step, step * 2
+        lo = max(1, hi - step)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if peak_at(mid) <= limit else (lo, mid)
+    return lo
+
+
+ESTIMATE_BATCHES = (1, 32, 256)
+
+
+def estimated_peaks(graph: "Graph", batch_sizes: Iterable[int] = ESTIMATE_BATCHES, *, optimizer: str = "adam"
+                    ) -> list[dict[str, int]]:
+    """Per batch size: the estimated peak bytes of a training step (``optimizer``, fp32) and of an
+    inference pass, on the CPU. What ``validate`` and ``inspect`` show; nothing is allocated."""
+    return [{"batch_size": b, "train": estimate_memory(graph, b, train=True, optimizer=optimizer).split.peak,
+             "inference": estimate_memory(graph, b, train=False).split.peak} for b in sorted(set(batch_sizes))]
