@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (the default: ``-n auto`` in pyproject.toml) each worker is one of N processes on
+    the same cores, so each runs torch on one thread (and so do the processes its tests start): N workers
+    × torch's default threads would oversubscribe the cores and run slower than one worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

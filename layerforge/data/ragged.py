@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import DataError
 from .raw import RawData
-from .readers import _infer_csv_task, _load_npy, _open_text
+from .fileio import NpzArchive, read_text
+from .readers import CSV_BYTES_PER_BYTE, _infer_csv_task
 
 IGNORE = -100  # the target at a padded step (torch's cross_entropy ignore_index)
 
@@ -43,7 +44,7 @@ def read_sequence_csv(path: Path, where: str, target: str | None, column: str, d
                       feature_dim: int | None, limit: int | None = None, need_target: bool = True) -> RawData:
     """A CSV with one sample per row: ``column`` holds the steps separated by spaces (whole numbers → int64
     ids, else float32 values, shape (T, 1) when ``feature_dim`` is 1), ``target`` the label."""
-    text = _open_text(path, where)
+    text = read_text(path, where, CSV_BYTES_PER_BYTE)  # bounded by the data memory limit, regular files only
     delimiter = delimiter or ("\t" if ".tsv" in path.name.lower() else ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows = [r for r in (reader if limit is None else itertools.islice(reader, limit + 1)) if any(c.strip() for c in r)]
@@ -76,11 +77,11 @@ def read_sequence_csv(path: Path, where: str, target: str | None, column: str, d
 
 def attach_npz_lengths(raw: RawData, path: Path, where: str, key: str) -> None:
     """Read the per-sample lengths array ``key`` of an NPZ archive, check it against x, and zero x's padding."""
-    with _load_npy(path, where) as arrays:
-        if key not in arrays.files:
-            raise DataError(f"{where}: no array '{key}' (data.lengths); the file holds: {', '.join(arrays.files)}",
+    with NpzArchive(path, where) as arrays:
+        if key not in arrays.keys():
+            raise DataError(f"{where}: no array '{key}' (data.lengths); the file holds: {', '.join(arrays.keys())}",
                             hint="save the lengths with np.savez(path, x=x, y=y, lengths=lengths)", path=("data", "lengths"))
-        lengths = np.asarray(arrays[key]).astype(np.int64).reshape(-1)
+        lengths = np.asarray(arrays.read(key)).astype(np.int64).reshape(-1)
     raw.meta["lengths_array"] = key
     for name, x in raw.x.items():
         if x.ndim < 2 or len(lengths) != len(x):
