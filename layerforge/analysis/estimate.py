@@ -230,6 +230,9 @@ def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str =
     tracker = _Tracker()
     with fake, torch.device(device):
         model = build_module(graph)
+        # Padding masks: packed sequences take their lengths from the data, which fake tensors do not hold,
+        # so a masked model is traced at full length, every step valid (the most a padded batch can need).
+        model._masked = False
         xs = make_inputs(graph, batch, device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, params) if train and params else None  # nothing to train: a forward

@@ -162,7 +162,8 @@ def _local_scores(plan: BlockedPlan, qc: "torch.Tensor", k: "torch.Tensor", v: "
         y = torch.arange(size, device=q.device)
         kpos = start + b * torch.arange(nb, device=q.device).unsqueeze(1) + y  # (nb, K) key positions
         edge = (kpos < max(p.global_tokens, 0)) | (kpos >= plan.t)
-        rows = edge.any(1).nonzero().flatten().tolist()
+        # the blocks with such a column, from the positions alone (no data read: traceable on fake tensors)
+        rows = [n for n in range(nb) if start + b * n < max(p.global_tokens, 0) or start + b * n + size > plan.t]
         sel = slice(rows[0], rows[-1] + 1)
         scores[:, :, sel].masked_fill_(edge[sel].unsqueeze(1), fill)
     return scores, vw, nb * b
@@ -174,10 +175,12 @@ def _band_blocked(kind: str, window: int, causal: bool, b: int, left: int, size:
 
     The same for every block: query offset x, key offset y, distance x + left − y. block_local reads its
     own block (causal: the triangle); the others the window (strided keys beyond it are another group).
-    Made outside inference mode, so a mask first made there can later be saved for backward."""
+    Made outside inference mode, so a mask first made there can later be saved for backward, and as a real
+    tensor even while the memory estimate traces the model on fake tensors (it is cached)."""
     import torch
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-    with torch.inference_mode(False):
+    with torch.inference_mode(False), unset_fake_temporarily():
         x = torch.arange(b, device=device).unsqueeze(1)  # (b, 1)
         y = torch.arange(size, device=device).unsqueeze(0)  # (1, K)
         if kind == "block_local":
