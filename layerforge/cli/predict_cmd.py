@@ -71,7 +71,7 @@ def predict(
         console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {result.targets.size:,} predictions "
                       "match the input's labels")
     if result.output:
-        console.print(f"wrote {result.output}")
+        console.print(f"wrote {result.output}", soft_wrap=True, markup=False)  # a path stays whole, to copy
 
 
 def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None) -> str:
