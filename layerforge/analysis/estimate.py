@@ -80,13 +80,69 @@ def mkldnn_lstm_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
 
 
 def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
-    """oneDNN's CPU convolution (fp32) computes into a buffer in its own layout, with the weights reordered
-    beside it, then copies to the plain output: scratch of one output plus the weights (measured for 1×1
-    to 3×3 kernels, 1 to 64 channels)."""
-    x, w = args[0], args[1]
+    """The CPU convolution (fp32). oneDNN's computes into a buffer in its own layout, with the weights
+    reordered beside it, then copies to the plain output: scratch of one output plus the weights (measured
+    for 1×1 to 3×3 kernels, 1 to 64 channels). Grouped (depthwise) and transposed convolutions differ, see
+    :func:`_grouped_or_transposed`."""
+    x, w, stride, transposed, groups = args[0], args[1], args[3], args[6], args[8]
     if x.device.type != "cpu" or x.dtype.itemsize != 4:
         return {}, 0
+    if transposed or groups > 1:
+        return {}, _grouped_or_transposed(x, w, out, stride, transposed, groups)
     return {}, out.numel() * 4 + w.numel() * 4
+
+
+def _uses_onednn(x: Any, w: Any, groups: int) -> bool:
+    """ATen's choice of oneDNN over its native CPU kernel (``use_mkldnn`` in ConvUtils, the 4-d view a 1-d
+    convolution is run as): native for one small sample with a kernel of at most 3 on one side."""
+    shape = list(x.shape) if x.dim() == 4 else [*x.shape[:2], 1, *x.shape[2:]]
+    kh, kw = (w.shape[-2], w.shape[-1]) if w.dim() == 4 else (1, w.shape[-1])
+    n = shape[0] * shape[1] * shape[2] * shape[3] if len(shape) == 4 else x.numel()
+    return groups > 1 or (kh > 3 and kw > 3) or shape[0] > 1 or n > 20480
+
+
+ONEDNN_DECONV_SCRATCHPAD = 37_016
+
+
+def _grouped_or_transposed(x: Any, w: Any, out: Any, stride: Any, transposed: bool, groups: int) -> int:
+    """Scratch (the output counted in it) of a grouped or transposed CPU convolution, from the profiler's
+    allocations (conv1d/2d_transpose, depthwise_conv2d at batch 1 and 32):
+
+    - native transposed (``slow_conv_transpose2d``, one small sample): the output and one sample's columns
+      (C_out/groups · k-window × input positions);
+    - oneDNN transposed: a copy of the input, two of the weights, the output and, when strided, a scratchpad
+      that does not grow with the batch (37,016 or 57,496 B for every 1-d and 2-d shape tried, 119,576 B for
+      one: the smallest is counted); then two more output-sized copies beside the output;
+    - oneDNN grouped: the output in oneDNN's layout, then the larger of the reordered weights and the
+      plain output beside it."""
+    o, wb = out.numel() * 4, w.numel() * 4
+    if not _uses_onednn(x, w, groups):  # only a transposed one: a grouped one always takes oneDNN
+        columns = w[0].numel() * x[0, 0].numel()  # weight (C_in, C_out/groups, *k): one row per C_out·k
+        return o + 4 * columns
+    if transposed:
+        pad = ONEDNN_DECONV_SCRATCHPAD if any(st > 1 for st in stride) else 0
+        return max(x.numel() * 4 + 2 * wb + o + pad, 3 * o)
+    return o + max(wb, o)
+
+
+def upsample_bilinear(args: tuple, out: Any) -> tuple[dict[int, int], int]:
+    """The CPU kernel of bilinear upsampling (fp32) computes on a copy of the input into a copy of the output
+    (two clones seen in the profiler beside the output, batch 1 and 32): scratch of one input and two
+    outputs, the output itself included as the scratch is counted before the output is."""
+    x = args[0]
+    if x.device.type != "cpu":
+        return {}, 0
+    return {}, tensor_nbytes(x) + 2 * tensor_nbytes(out)
+
+
+def upsample_nearest1d(args: tuple, out: Any) -> tuple[dict[int, int], int]:
+    """The CPU kernel of nearest 1-d upsampling allocates, beside its output, an int64 source index and a
+    float32 weight per output position (80 + 40 B for 10 positions, at batch 1 and 32 alike)."""
+    return ({}, tensor_nbytes(out) + 12 * out.shape[-1]) if args[0].device.type == "cpu" else ({}, 0)
+
+
+def tensor_nbytes(t: Any) -> int:
+    return t.numel() * t.dtype.itemsize
 
 
 def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], int]]]:
@@ -94,7 +150,18 @@ def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], in
 
     return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm,
             torch.ops.aten.mkldnn_rnn_layer_backward.default: mkldnn_lstm_backward,
-            torch.ops.aten.convolution.default: onednn_convolution}
+            torch.ops.aten.convolution.default: onednn_convolution,
+            torch.ops.aten.upsample_bilinear2d.default: upsample_bilinear,
+            torch.ops.aten.upsample_nearest1d.default: upsample_nearest1d}
+
+
+@cache
+def _has_cpp_composite(func: Any) -> bool:
+    """Whether the op has a C++ composite kernel (what the device decomposes it into). A Python
+    decomposition (upsample_bilinear2d's, into index arithmetic) is not what the device runs."""
+    import torch
+
+    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
 
 
 def _plain_dropout(x: "torch.Tensor", p: float, train: bool) -> Any:
@@ -174,9 +241,9 @@ class _Tracker:
                 # A composite op reaches this mode whole under inference_mode; the device runs its C++
                 # decomposition (e.g. gru's, which projects every step's input at once), so trace that,
                 # not the fake mode's Python decomposition.
-                if func.namespace == "aten":
-                    with self:
-                        out = func.decompose(*args, **kwargs)
+                if func.namespace == "aten" and _has_cpp_composite(func):
+                    with self:  # the C++ one even where a Python decomposition is registered too
+                        out = func._op_dk(torch._C.DispatchKey.CompositeImplicitAutograd, *args, **kwargs)
                     if out is not NotImplemented:
                         return out
                 out = func(*args, **kwargs)
