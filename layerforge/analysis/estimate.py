@@ -113,8 +113,11 @@ def _grouped_or_transposed(x: Any, w: Any, out: Any, stride: Any, transposed: bo
     - oneDNN transposed: a copy of the input, two of the weights, the output and, when strided, a scratchpad
       that does not grow with the batch (37,016 or 57,496 B for every 1-d and 2-d shape tried, 119,576 B for
       one: the smallest is counted); then two more output-sized copies beside the output;
-    - oneDNN grouped: the output in oneDNN's layout, then the larger of the reordered weights and the
-      plain output beside it."""
+    - oneDNN grouped, one output channel per input channel: the input, the weights and the output reordered
+      into oneDNN's blocked layout (channels padded to its block, the input only when it has more than one
+      channel), then the plain output beside the blocked one (channels 1 to 32 measured);
+    - oneDNN grouped otherwise (depthwise with a multiplier): the output in oneDNN's layout, then the larger
+      of the reordered weights and the plain output beside it."""
     o, wb = out.numel() * 4, w.numel() * 4
     if not _uses_onednn(x, w, groups):  # only a transposed one: a grouped one always takes oneDNN
         columns = w[0].numel() * x[0, 0].numel()  # weight (C_in, C_out/groups, *k): one row per C_out·k
@@ -122,7 +125,20 @@ def _grouped_or_transposed(x: Any, w: Any, out: Any, stride: Any, transposed: bo
     if transposed:
         pad = ONEDNN_DECONV_SCRATCHPAD if any(st > 1 for st in stride) else 0
         return max(x.numel() * 4 + 2 * wb + o + pad, 3 * o)
+    c = x.shape[1]
+    if groups == c == w.shape[0]:
+        pad = -(-c // _channel_block()) * _channel_block() / c
+        blocked_in = x.numel() * 4 * pad if c > 1 else 0
+        return int(max(blocked_in + wb * pad + o * pad, o * pad + o))
     return o + max(wb, o)
+
+
+@cache
+def _channel_block() -> int:
+    """oneDNN's channel block for fp32 on this CPU: 16 floats with AVX-512, else 8."""
+    import torch
+
+    return 16 if "AVX512" in torch.backends.cpu.get_cpu_capability() else 8
 
 
 def upsample_bilinear(args: tuple, out: Any) -> tuple[dict[int, int], int]:
