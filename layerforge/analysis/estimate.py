@@ -80,16 +80,19 @@ def mkldnn_lstm_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
 
 
 def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
-    """The CPU convolution (fp32). oneDNN's computes into a buffer in its own layout, with the weights
-    reordered beside it, then copies to the plain output: scratch of one output plus the weights (measured
-    for 1×1 to 3×3 kernels, 1 to 64 channels). Grouped (depthwise) and transposed convolutions differ, see
-    :func:`_grouped_or_transposed`."""
+    """The CPU convolution (fp32). oneDNN's computes into a buffer in its own blocked layout (output
+    channels padded to its block), with the weights reordered beside it, then copies to the plain output:
+    the blocked output plus the larger of the weights and the plain output (measured for 1×1 to 3×3
+    kernels, 1 to 64 channels; 4 output channels take a blocked buffer twice the output's size). Grouped
+    (depthwise) and transposed convolutions differ, see :func:`_grouped_or_transposed`."""
     x, w, stride, transposed, groups = args[0], args[1], args[3], args[6], args[8]
     if x.device.type != "cpu" or x.dtype.itemsize != 4:
         return {}, 0
     if transposed or groups > 1:
         return {}, _grouped_or_transposed(x, w, out, stride, transposed, groups)
-    return {}, out.numel() * 4 + w.numel() * 4
+    o, block = out.numel() * 4, _channel_block()
+    blocked = o * (-(-out.shape[1] // block) * block) // out.shape[1]
+    return {}, blocked + max(w.numel() * 4, o)
 
 
 def _uses_onednn(x: Any, w: Any, groups: int) -> bool:
