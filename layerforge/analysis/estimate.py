@@ -95,6 +95,27 @@ def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
     return {}, blocked + max(w.numel() * 4, o)
 
 
+def onednn_convolution_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
+    """oneDNN's CPU convolution backward for the weights (fp32, one group, ``conv2d`` with 1-16 input and
+    4-32 output channels measured): the output's gradient and the input reordered into the blocked layout
+    (channels padded to the block; an input of 3 channels is read as it is), the weights' and the bias's
+    gradients computed blocked (padded), then copied out to the plain gradients while the blocked weights'
+    gradient is still held."""
+    g, x, w, transposed, groups, mask = args[0], args[1], args[2], args[7], args[9], args[10]
+    if (x.device.type != "cpu" or x.dtype.itemsize != 4 or transposed or groups != 1 or not mask[1]
+            or not _uses_onednn(x, w, groups)):
+        return {}, 0
+
+    def padded(c: int) -> int:
+        return -(-c // _channel_block()) * _channel_block()
+
+    co, ci = w.shape[0], w.shape[1]
+    grad_out = g.numel() * 4 * padded(co) // co
+    inp = 0 if ci == 3 else x.numel() * 4 * padded(ci) // ci
+    grad_w = w[0, 0].numel() * 4 * padded(co) * (ci if ci == 3 else padded(ci))
+    return {}, max(grad_out + inp + grad_w + 4 * padded(co), grad_w + w.numel() * 4 + 4 * co)
+
+
 def _uses_onednn(x: Any, w: Any, groups: int) -> bool:
     """ATen's choice of oneDNN over its native CPU kernel (``use_mkldnn`` in ConvUtils, the 4-d view a 1-d
     convolution is run as): native for one small sample with a kernel of at most 3 on one side."""
@@ -170,6 +191,7 @@ def _kernel_table() -> dict[Any, Callable[[tuple, Any], tuple[dict[int, int], in
     return {torch.ops.aten.mkldnn_rnn_layer.default: mkldnn_lstm,
             torch.ops.aten.mkldnn_rnn_layer_backward.default: mkldnn_lstm_backward,
             torch.ops.aten.convolution.default: onednn_convolution,
+            torch.ops.aten.convolution_backward.default: onednn_convolution_backward,
             torch.ops.aten.upsample_bilinear2d.default: upsample_bilinear,
             torch.ops.aten.upsample_nearest1d.default: upsample_nearest1d}
 
