@@ -15,7 +15,9 @@ This needs no code per layer type: a type added in any branch is covered as soon
 Two ways to correct it, each used only where the fake kernel differs from the real one:
 
 - per aten op, :data:`KERNEL_BYTES`: the bytes the real CPU kernel allocates for an output whose meta
-  kernel allocates nothing (oneDNN's LSTM workspace, which ``mkldnn_rnn_layer``'s meta kernel returns empty);
+  kernel allocates nothing (oneDNN's LSTM workspace, which ``mkldnn_rnn_layer``'s meta kernel returns empty)
+  and the scratch it allocates and frees inside (oneDNN's convolutions reorder into a channel-padded
+  blocked layout; upsampling builds indices and copies), each measured from the profiler's allocations;
 - per layer type, the contract's ``LayerSpec.memory()`` (:mod:`layerforge.layers.registry`): a type whose
   forward allocates outside PyTorch's ops declares its saved and transient bytes per sample, and the
   trace keeps that many bytes alive from its forward until its backward.
@@ -90,9 +92,8 @@ def onednn_convolution(args: tuple, out: Any) -> tuple[dict[int, int], int]:
         return {}, 0
     if transposed or groups > 1:
         return {}, _grouped_or_transposed(x, w, out, stride, transposed, groups)
-    o, block = out.numel() * 4, _channel_block()
-    blocked = o * (-(-out.shape[1] // block) * block) // out.shape[1]
-    return {}, blocked + max(w.numel() * 4, o)
+    o = out.numel() * 4
+    return {}, o * _padded(out.shape[1]) // out.shape[1] + max(w.numel() * 4, o)
 
 
 def onednn_convolution_backward(args: tuple, _out: Any) -> tuple[dict[int, int], int]:
@@ -105,24 +106,18 @@ def onednn_convolution_backward(args: tuple, _out: Any) -> tuple[dict[int, int],
     if (x.device.type != "cpu" or x.dtype.itemsize != 4 or transposed or groups != 1 or not mask[1]
             or not _uses_onednn(x, w, groups)):
         return {}, 0
-
-    def padded(c: int) -> int:
-        return -(-c // _channel_block()) * _channel_block()
-
     co, ci = w.shape[0], w.shape[1]
-    grad_out = g.numel() * 4 * padded(co) // co
-    inp = 0 if ci == 3 else x.numel() * 4 * padded(ci) // ci
-    grad_w = w[0, 0].numel() * 4 * padded(co) * (ci if ci == 3 else padded(ci))
-    return {}, max(grad_out + inp + grad_w + 4 * padded(co), grad_w + w.numel() * 4 + 4 * co)
+    grad_out = g.numel() * 4 * _padded(co) // co
+    inp = 0 if ci == 3 else x.numel() * 4 * _padded(ci) // ci
+    grad_w = w[0, 0].numel() * 4 * _padded(co) * (ci if ci == 3 else _padded(ci))
+    return {}, max(grad_out + inp + grad_w + 4 * _padded(co), grad_w + w.numel() * 4 + 4 * co)
 
 
 def _uses_onednn(x: Any, w: Any, groups: int) -> bool:
     """ATen's choice of oneDNN over its native CPU kernel (``use_mkldnn`` in ConvUtils, the 4-d view a 1-d
     convolution is run as): native for one small sample with a kernel of at most 3 on one side."""
-    shape = list(x.shape) if x.dim() == 4 else [*x.shape[:2], 1, *x.shape[2:]]
-    kh, kw = (w.shape[-2], w.shape[-1]) if w.dim() == 4 else (1, w.shape[-1])
-    n = shape[0] * shape[1] * shape[2] * shape[3] if len(shape) == 4 else x.numel()
-    return groups > 1 or (kh > 3 and kw > 3) or shape[0] > 1 or n > 20480
+    kh = w.shape[-2] if w.dim() >= 4 else 1
+    return groups > 1 or (kh > 3 and w.shape[-1] > 3) or x.shape[0] > 1 or x.numel() > 20480
 
 
 ONEDNN_DECONV_SCRATCHPAD = 37_016
@@ -151,9 +146,9 @@ def _grouped_or_transposed(x: Any, w: Any, out: Any, stride: Any, transposed: bo
         return max(x.numel() * 4 + 2 * wb + o + pad, 3 * o)
     c = x.shape[1]
     if groups == c == w.shape[0]:
-        pad = -(-c // _channel_block()) * _channel_block() / c
-        blocked_in = x.numel() * 4 * pad if c > 1 else 0
-        return int(max(blocked_in + wb * pad + o * pad, o * pad + o))
+        blocked_in = x.numel() * 4 * _padded(c) // c if c > 1 else 0
+        blocked_out = o * _padded(c) // c
+        return max(blocked_in + wb * _padded(c) // c + blocked_out, blocked_out + o)
     return o + max(wb, o)
 
 
@@ -163,6 +158,11 @@ def _channel_block() -> int:
     import torch
 
     return 16 if "AVX512" in torch.backends.cpu.get_cpu_capability() else 8
+
+
+def _padded(channels: int) -> int:
+    """Channels in oneDNN's blocked layout: rounded up to its block."""
+    return -(-channels // _channel_block()) * _channel_block()
 
 
 def upsample_bilinear(args: tuple, out: Any) -> tuple[dict[int, int], int]:
