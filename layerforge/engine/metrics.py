@@ -152,12 +152,30 @@ class EpochStats:
         """(predicted class, true class, logits or None), flattened over positions."""
         import torch
 
-        y = torch.cat([t.reshape(-1) for t in self.targets]).long()
-        keep = y != IGNORE  # padded steps of variable-length sequences are not scored
+        y = _cat_rows(self.targets, 1).reshape(-1).long()
+        # Padded steps of variable-length sequences are not scored; only per-step targets can have them, and a
+        # boolean selection costs more than the rest of the epoch's metrics, so it runs only where one is padded.
+        keep = (y != IGNORE) if self.head.positions > 1 else None
+        if keep is not None and bool(keep.all()):
+            keep = None
         if self.keep_logits and self.head.kind == "class":
-            logits = torch.cat([o.reshape(-1, self.head.num_classes) for o in self.outs])[keep]
-            return logits.argmax(-1), y[keep], logits
-        return torch.cat([o.reshape(-1) for o in self.outs]).long()[keep], y[keep], None
+            logits = _cat_rows(self.outs, self.head.num_classes)
+            if keep is not None:
+                logits, y = logits[keep], y[keep]
+            return logits.argmax(-1), y, logits
+        pred = _cat_rows(self.outs, 1).reshape(-1).long()
+        return (pred, y, None) if keep is None else (pred[keep], y[keep], None)
+
+    def _batch_mean(self, per_batch: list["torch.Tensor"]) -> "torch.Tensor":
+        """The mean over samples of per-batch means (weighted by batch size where the sizes differ), in float64."""
+        import torch
+
+        stacked = torch.stack(per_batch).double()
+        sizes = self.sizes
+        if min(sizes) == max(sizes):
+            return stacked.mean()
+        w = torch.tensor(sizes, dtype=torch.float64, device=stacked.device)
+        return (stacked * w).sum() / w.sum()
 
     def compute(self) -> dict[str, float]:
         """Mean loss and every metric over the epoch so far (one host transfer)."""
@@ -165,10 +183,10 @@ class EpochStats:
 
         if not self.sizes:
             return {}
-        w = torch.tensor(self.sizes, dtype=torch.float64, device=self.device)
-        vals: dict[str, torch.Tensor] = {"loss": (torch.stack(self.losses).double() * w).sum() / w.sum()}
+        mean = self._batch_mean
+        vals: dict[str, torch.Tensor] = {"loss": mean(self.losses)}
         if self.need_nll and self.nll:
-            vals["_nll"] = (torch.stack(self.nll).double() * w).sum() / w.sum()
+            vals["_nll"] = mean(self.nll)
         if self.store_class:
             pred, y, logits = self._class_rows()
             c = self.head.num_classes
@@ -190,8 +208,8 @@ class EpochStats:
                 vals[f"top_{k}"] = hit.double().mean()
         if self.store_real:
             wd = self.head.width
-            out = torch.cat([o.reshape(-1, wd) for o in self.outs]).double()
-            y = torch.cat([t.reshape(-1, wd) for t in self.targets]).double()
+            out = _cat_rows(self.outs, wd).double()
+            y = _cat_rows(self.targets, wd).double()
             vals.update(_real_metrics(out, y))
         keys = list(vals)
         host = torch.stack([vals[k].reshape(()) for k in keys]).tolist()
@@ -246,3 +264,14 @@ def _real_metrics(out: "torch.Tensor", y: "torch.Tensor") -> dict[str, "torch.Te
     r2 = torch_where_div(sse, sst)
     r2 = (1 - r2) * (sst > 0)  # a constant target column has no defined R²: count 0 (as scikit-learn's force_finite)
     return {"mae": err.abs().mean(), "rmse": (err**2).mean().sqrt(), "r2": r2.mean()}
+
+
+def _cat_rows(parts: list["torch.Tensor"], width: int) -> "torch.Tensor":
+    """The batches' tensors as one (rows, width) tensor: one ``cat`` when their shapes after the batch agree
+    (the common case), else each flattened first (ragged batches are cut to different lengths)."""
+    import torch
+
+    tail = parts[0].shape[1:]
+    if all(p.shape[1:] == tail for p in parts):
+        return torch.cat(parts).reshape(-1, width)
+    return torch.cat([p.reshape(-1, width) for p in parts])

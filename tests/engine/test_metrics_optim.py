@@ -46,6 +46,28 @@ def test_class_metrics_match_a_hand_count():
     assert st.confusion().tolist() == [[1, 1, 0], [0, 2, 1], [1, 0, 2]]
 
 
+@pytest.mark.parametrize("keep_logits", [True, False])
+def test_per_step_accuracy_skips_padded_steps_of_ragged_batches(monkeypatch, keep_logits):
+    import torch
+
+    import layerforge.engine.metrics as metrics
+
+    if not keep_logits:
+        monkeypatch.setattr(metrics, "KEEP_OUTPUTS_BYTES", 0)
+    # two batches cut to different lengths (3 and 5 steps); -100 marks a padded step
+    y1 = torch.tensor([[0, 1, 2], [1, -100, -100]])
+    p1 = torch.tensor([[0, 1, 0], [1, 2, 2]])  # 3 of 4 valid steps right
+    y2 = torch.tensor([[2, 2, 0, 1, -100]])
+    p2 = torch.tensor([[2, 0, 0, 1, 1]])  # 3 of 4 valid steps right
+    st = _stats(metrics=("accuracy",), out_shape=(5, 3), samples=3)
+    for p, y in ((p1, y1), (p2, y2)):
+        st.update(torch.nn.functional.one_hot(p, 3).float(), y, torch.tensor(0.5))
+    assert st.compute()["accuracy"] == pytest.approx(6 / 8)
+    full = _stats(metrics=("accuracy",), out_shape=(3, 3), samples=2)  # nothing padded: every step counts
+    full.update(torch.nn.functional.one_hot(p1, 3).float(), y1.clamp(min=0), torch.tensor(0.5))
+    assert full.compute()["accuracy"] == pytest.approx(3 / 6)
+
+
 def test_macro_average_skips_classes_absent_from_targets_and_predictions():
     import torch
     import torch.nn.functional as F
