@@ -9,7 +9,8 @@ from pydantic import Field, model_validator
 
 from ..errors import ShapeError
 from .common import (
-    ACTIVATION_FLOPS, AnyActivationName, activation_flops, check_activation_constants, fmt_shape, make_activation, numel,
+    ACTIVATION_CONSTANTS, ACTIVATION_FLOPS, AnyActivationName, activation_flops, check_activation_constants, fmt_shape,
+    make_activation, numel,
 )
 from .registry import LayerSpec, Shape, register
 
@@ -80,8 +81,7 @@ class Activation(LayerSpec):
                 f"axis only applies to {', '.join(_AXIS_ACTIVATIONS)}, got activation '{self.activation}' "
                 f"with axis {self.axis}"
             )
-        check_activation_constants(self.activation, {p: getattr(self, p) for p in ("negative_slope", "alpha",
-                                                                                    "threshold", "value")})
+        check_activation_constants(self.activation, {p: getattr(self, p) for p in ACTIVATION_CONSTANTS})
         return self
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -239,3 +239,10 @@ def test_bicubic_upsampling_equals_keys_cubic_convolution_per_axis_and_counts_31
 def test_keras_interpolations_torch_lacks_are_refused_with_what_to_use(mode, message):
     with pytest.raises(ValueError, match=message):
         make("upsampling2d", interpolation=mode)
+
+
+def test_area_upsampling_by_an_integer_factor_is_what_nearest_gives():
+    """Backs the 'area' refusal: torch's area resampling at an integer factor equals the nearest layer."""
+    x = torch.randn(1, 2, 4, 5)
+    nearest = make("upsampling2d", size=[2, 3]).build([(2, 4, 5)])
+    torch.testing.assert_close(F.interpolate(x, scale_factor=(2, 3), mode="area"), nearest(x))
