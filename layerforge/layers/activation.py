@@ -8,22 +8,16 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 
 from ..errors import ShapeError
-from .common import ACTIVATION_FLOPS, AnyActivationName, activation_flops, fmt_shape, make_activation, numel
+from .common import (
+    ACTIVATION_CONSTANTS, ACTIVATION_FLOPS, AnyActivationName, activation_flops, check_activation_constants, fmt_shape,
+    make_activation, numel,
+)
 from .registry import LayerSpec, Shape, register
 
 if TYPE_CHECKING:
     from torch import nn
 
 _AXIS_ACTIVATIONS = ("softmax", "log_softmax", "glu")
-
-
-# parameter → the activations that take it, and its default there (None: required)
-_PARAMS: dict[str, dict[str, float | None]] = {
-    "negative_slope": {"leaky_relu": 0.01},
-    "alpha": {"elu": 1.0, "celu": 1.0},
-    "threshold": {"threshold": None, "hard_shrink": 0.5, "soft_shrink": 0.5},
-    "value": {"threshold": None},
-}
 
 
 @register("activation", family="core")
@@ -44,8 +38,10 @@ class Activation(LayerSpec):
     parameter existed keeps its meaning); Keras' `activation="leaky_relu"` uses 0.2 and its
     `layers.LeakyReLU()` 0.3, so set `negative_slope` when porting. **hard_sigmoid** is Keras 3's and
     PyTorch's relu6(x + 3)/6 (slope 1/6); Keras 2 / tf.keras used clip(0.2·x + 0.5, 0, 1), which differs.
-    Inside dense/conv layers (`activation: leaky_relu`) the default constants apply; glu and threshold
-    exist only as this layer.
+    Inside dense/conv layers `activation: leaky_relu` uses the same default constants, and the mapping
+    form sets them there: `activation: {name: leaky_relu, negative_slope: 0.2}` (keys `negative_slope`,
+    `alpha`, `threshold`, with the same meaning and defaults as here); glu and threshold exist only as
+    this layer.
 
     **Shapes.** any shape → the same shape, except glu: the `axis` size halves (it must be even). No
     parameters.
@@ -85,13 +81,7 @@ class Activation(LayerSpec):
                 f"axis only applies to {', '.join(_AXIS_ACTIVATIONS)}, got activation '{self.activation}' "
                 f"with axis {self.axis}"
             )
-        for param, takers in _PARAMS.items():
-            given = getattr(self, param)
-            if given is not None and self.activation not in takers:
-                raise ValueError(f"{param} only applies to {', '.join(takers)}, got activation '{self.activation}'")
-            if given is None and takers.get(self.activation, 0.0) is None:
-                raise ValueError(f"activation '{self.activation}' needs {param}: e.g. "
-                                 "- {type: activation, activation: threshold, threshold: 0.1, value: 0.0}")
+        check_activation_constants(self.activation, {p: getattr(self, p) for p in ACTIVATION_CONSTANTS})
         return self
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ..limits import Count, Size  # noqa: F401  (re-exported for the families)
 from ..text import suggest
@@ -26,6 +26,14 @@ ACTIVATION_FLOPS: dict[str, int] = {
 }
 # Only the activation layer takes these: glu halves an axis (the shape changes) and threshold has no default.
 LAYER_ONLY_ACTIVATIONS = ("glu", "threshold")
+# constant → the activations that take it, and its default there (None: required). The activation layer
+# takes them as its own parameters; dense/conv take the first three in the mapping form of `activation:`.
+ACTIVATION_CONSTANTS: dict[str, dict[str, float | None]] = {
+    "negative_slope": {"leaky_relu": 0.01},
+    "alpha": {"elu": 1.0, "celu": 1.0},
+    "threshold": {"threshold": None, "hard_shrink": 0.5, "soft_shrink": 0.5},
+    "value": {"threshold": None},
+}
 
 
 def _check_activation(v: Any, *, layer_only_ok: bool = False) -> str:
@@ -46,8 +54,80 @@ def _check_activation(v: Any, *, layer_only_ok: bool = False) -> str:
     return name
 
 
-ActivationName = Annotated[str, BeforeValidator(_check_activation)]
-# The activation layer's own field: also glu and threshold.
+def check_activation_constants(name: str, given: dict[str, float | None]) -> None:
+    """Refuse a constant the activation does not take, or a required one left out (ValueError)."""
+    for param, takers in ACTIVATION_CONSTANTS.items():
+        value = given.get(param)
+        if value is not None and name not in takers:
+            raise ValueError(f"{param} only applies to {', '.join(takers)}, got activation '{name}'")
+        if value is None and takers.get(name, 0.0) is None:
+            raise ValueError(f"activation '{name}' needs {param}: e.g. "
+                             "- {type: activation, activation: threshold, threshold: 0.1, value: 0.0}")
+
+
+class ActivationWithConstants(BaseModel):
+    """The mapping form of a layer's `activation:`, e.g. {name: leaky_relu, negative_slope: 0.2}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="The activation's name (as in the plain form).")
+    negative_slope: float | None = Field(default=None, description="leaky_relu's slope for x < 0 (default 0.01).")
+    alpha: float | None = Field(default=None, description="elu's / celu's α (default 1.0).")
+    threshold: float | None = Field(default=None, description="hard_shrink's / soft_shrink's λ (default 0.5).")
+
+    def constants(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if k != "name" and v is not None}
+
+
+def _activation_arg(v: Any) -> "str | ActivationWithConstants":
+    """A layer's `activation:`: a name, or a mapping {name, constant: value, ...} (a mapping without
+    constants is just its name). Unknown names and keys are refused with a did-you-mean hint."""
+    if isinstance(v, ActivationWithConstants):
+        return v
+    if not isinstance(v, dict):
+        return _check_activation(v)
+    keys = list(ActivationWithConstants.model_fields)
+    for key in v:
+        if key not in keys:
+            hint = suggest(str(key), keys) or {
+                "activation": "write the function's name under name:",
+                "axis": "axis only exists on the activation layer: write a separate - {type: activation, ...}",
+                "value": "value only exists on the activation layer: write a separate - {type: activation, ...}",
+            }.get(str(key))
+            raise ValueError(f"unknown key '{key}' in the activation mapping" + (f"; {hint}" if hint else "")
+                             + f" (keys: {', '.join(keys)})")
+    if "name" not in v:
+        raise ValueError("the activation mapping needs a name, e.g. {name: leaky_relu, negative_slope: 0.2}")
+    name = _check_activation(v["name"])
+    given = {k: x for k, x in v.items() if k != "name" and x is not None}
+    for k, x in given.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ValueError(f"the activation's {k} must be a number, got {x!r}")
+    check_activation_constants(name, given)
+    return ActivationWithConstants(name=name, **given) if given else name
+
+
+def activation_name(act: "str | ActivationWithConstants") -> str:
+    return act.name if isinstance(act, ActivationWithConstants) else act
+
+
+def _inline_activation_schema() -> dict[str, Any]:
+    names = [n for n in ACTIVATION_FLOPS if n not in LAYER_ONLY_ACTIVATIONS]
+    mapping = ActivationWithConstants.model_json_schema()
+    mapping["properties"]["name"] = {"enum": names, "description": "The activation's name."}
+    mapping.pop("title", None)
+    return {"anyOf": [{"type": "string", "enum": names}, mapping],
+            "description": "An activation name, or a mapping with its constants: {name: leaky_relu, negative_slope: 0.2}."}
+
+
+# A dense/conv layer's `activation:` (no glu / threshold): the validated value is the name (a str), or an
+# ActivationWithConstants when constants are given. make_activation / activation_flops take either.
+ActivationName = Annotated[
+    str | ActivationWithConstants,
+    BeforeValidator(_activation_arg, json_schema_input_type=str | ActivationWithConstants),
+    WithJsonSchema(_inline_activation_schema()),
+]
+# The activation layer's own field: also glu and threshold; its constants are the layer's parameters.
 AnyActivationName = Annotated[str, BeforeValidator(lambda v: _check_activation(v, layer_only_ok=True))]
 
 
@@ -79,12 +159,16 @@ def _elementwise_class() -> type:
     return Elementwise
 
 
-def make_activation(name: str, **params: float):
-    """The torch module for an activation name (identity for 'linear'). ``params`` are the activation
-    layer's constants (negative_slope, alpha, threshold, value, axis) where the function takes one."""
+def make_activation(act: "str | ActivationWithConstants", **params: float | None):
+    """The torch module for an activation (identity for 'linear'): a name, or a name with its constants.
+    ``params`` are the activation layer's constants (negative_slope, alpha, threshold, value, axis) where
+    the function takes one."""
     from torch import nn
 
+    name = activation_name(act)
     p = {k: v for k, v in params.items() if v is not None}
+    if isinstance(act, ActivationWithConstants):
+        p.update(act.constants())
     table = {
         "linear": nn.Identity, "relu": nn.ReLU, "elu": lambda: nn.ELU(alpha=p.get("alpha", 1.0)), "selu": nn.SELU,
         "leaky_relu": lambda: nn.LeakyReLU(negative_slope=p.get("negative_slope", 0.01)),
@@ -103,8 +187,9 @@ def make_activation(name: str, **params: float):
     return _elementwise_class()(name)
 
 
-def activation_flops(name: str, numel: int) -> int:
-    return ACTIVATION_FLOPS[name] * numel
+def activation_flops(act: "str | ActivationWithConstants", numel: int) -> int:
+    """The activation's FLOPs on ``numel`` elements (its constants do not change the count)."""
+    return ACTIVATION_FLOPS[activation_name(act)] * numel
 
 
 def _pair(v: Any, what: str = "[h, w]") -> Any:
@@ -125,6 +210,18 @@ def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:
 # json_schema_input_type: the JSON Schema shows what a spec may write (an int or a pair), not the parsed tuple.
 Pair = Annotated[
     tuple[int, int], BeforeValidator(_pair, json_schema_input_type=int | tuple[int, int]), AfterValidator(_positive_pair)
+]
+
+
+def _non_negative_pair(v: tuple[int, int]) -> tuple[int, int]:
+    if any((not isinstance(x, int)) or x < 0 for x in v):
+        raise ValueError(f"expected non-negative integers, got {list(v)}")
+    return v
+
+
+NonNegativePair = Annotated[
+    tuple[int, int], BeforeValidator(_pair, json_schema_input_type=int | tuple[int, int]),
+    AfterValidator(_non_negative_pair)
 ]
 
 

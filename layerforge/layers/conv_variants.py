@@ -3,18 +3,21 @@
 
 Depthwise layers reuse conv.py's geometry (``_Conv``) with groups = C derived from the input. The
 transposed convolutions follow Keras' output sizes: `valid` gives (L − 1)·strides + max(k_d, strides)
-positions and `same` gives L·strides, where k_d = dilation_rate·(k − 1) + 1; `same` crops the full
-transposed output by total = max(k_d − strides, 0), total // 2 at the start and the rest at the end,
-which makes it the exact adjoint of conv's `same` (odd padding element after, as TensorFlow/JAX).
+positions and `same` gives L·strides, where k_d = dilation_rate·(k − 1) + 1 (other sizes with
+output_padding); `same` crops the full transposed output by total = max(k_d − strides, 0), total // 2 at
+the start and the rest at the end, which makes it the exact adjoint of conv's `same` (odd padding element
+after, as TensorFlow/JAX).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from ..errors import ShapeError
-from .common import ActivationName, Pair, Padding, PoolPadding, activation_flops, fmt_shape, make_activation, numel
+from .common import (
+    ActivationName, NonNegativePair, Pair, Padding, PoolPadding, activation_flops, fmt_shape, make_activation, numel,
+)
 from .conv import _Conv
 from .registry import LayerSpec, Shape, register
 from .resize import crop_module
@@ -120,6 +123,12 @@ class SeparableConv2D(LayerSpec):
                 + activation_flops(self.activation, out))
 
 
+_OUTPUT_PADDING = ("Extra output positions per axis, to pick among the input sizes a strided conv maps to the same "
+                   "size (Keras' and PyTorch's output_padding); null: Keras' sizes above. Given, the size is "
+                   "(L − 1)·strides + k_d + output_padding ('valid') or (L − 1)·strides + k_d mod 2 + output_padding "
+                   "('same'); it must be smaller than strides or dilation_rate.")
+
+
 class _ConvTranspose(LayerSpec):
     """Shared geometry, module and FLOPs of conv1d_transpose / conv2d_transpose (fields in the subclasses)."""
 
@@ -128,17 +137,38 @@ class _ConvTranspose(LayerSpec):
     def _tuple(self, v: Any) -> tuple[int, ...]:
         return (v,) * len(self.spatial_axes) if isinstance(v, int) else tuple(v)
 
+    @field_validator("output_padding", check_fields=False)
+    @classmethod
+    def _output_padding_below_stride(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or "strides" not in info.data or "dilation_rate" not in info.data:
+            return v
+        n = len(cls.spatial_axes)
+        as_tuple = (lambda x: (x,) * n if isinstance(x, int) else tuple(x))
+        for op, s, d in zip(as_tuple(v), as_tuple(info.data["strides"]), as_tuple(info.data["dilation_rate"])):
+            if op >= max(s, d):
+                raise ValueError(f"output_padding {op} must be smaller than the larger of strides ({s}) and dilation_rate ({d}) "
+                                 "(PyTorch's rule; Keras requires it smaller than strides)")
+        return v
+
     def _geometry(self, spatial: Shape) -> list[tuple[int, int, int, int]]:
-        """Per axis: (output size, torch padding, torch output_padding, elements cropped at the end)."""
+        """Per axis: (output size, torch padding, torch output_padding, elements cropped at the end).
+
+        The scatter output has full = (size − 1)·s + k_d positions (zeros beyond). The layer's output is the
+        window of Keras' size n starting at ⌊(full − n) / 2⌋ when full ≥ n (the odd element cropped at the
+        end, as TF/JAX), and the whole scatter output followed by n − full zero positions (torch's
+        output_padding) when n > full."""
         out = []
-        for size, k, s, d in zip(spatial, self._tuple(self.kernel_size), self._tuple(self.strides),
-                                 self._tuple(self.dilation_rate)):
+        pads = self._tuple(self.output_padding) if self.output_padding is not None else (None,) * len(spatial)
+        for size, k, s, d, op in zip(spatial, self._tuple(self.kernel_size), self._tuple(self.strides),
+                                     self._tuple(self.dilation_rate), pads):
             kd = d * (k - 1) + 1
-            if self.padding == "valid":
-                out.append(((size - 1) * s + max(kd, s), 0, max(s - kd, 0), 0))
-            else:  # same: crop total = max(kd − s, 0), total // 2 before, the rest after
-                total = max(kd - s, 0)
-                out.append((size * s, total // 2, max(s - kd, 0), total % 2))
+            full = (size - 1) * s + kd
+            if op is None:  # Keras' sizes without output_padding
+                n = (size - 1) * s + max(kd, s) if self.padding == "valid" else size * s
+            else:  # Keras' sizes with it
+                n = full + op if self.padding == "valid" else (size - 1) * s + kd % 2 + op
+            start = max((full - n) // 2, 0)
+            out.append((n, start, max(n + 2 * start - full, 0), max(full - 2 * start - n, 0)))
         return out
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
@@ -147,7 +177,12 @@ class _ConvTranspose(LayerSpec):
         if len(s) != len(self.spatial_axes) + 1:
             raise ShapeError(f"{self.type} needs {want}, got {fmt_shape(s)}",
                              hint=f"reshape the input to {want} first")
-        return (self.filters, *(g[0] for g in self._geometry(s[1:])))
+        sizes = [g[0] for g in self._geometry(s[1:])]
+        if min(sizes) < 1:
+            raise ShapeError(f"output_padding {self.output_padding} with padding 'same' leaves no output position for "
+                             f"the input {fmt_shape(s)} (Keras' size (L − 1)·strides + k_d mod 2 + output_padding)",
+                             hint="use a larger output_padding or padding 'valid'")
+        return (self.filters, *sizes)
 
     def build(self, in_shapes: list[Shape]) -> "nn.Module":
         from torch import nn
@@ -177,23 +212,29 @@ class Conv1DTranspose(_ConvTranspose):
     """Transposed 1-D convolution (learned upsampling) of a channels-first sequence: (C, L) → (filters, L_out).
 
     **Formula.** Each input position scatters a kernel: z[o, t·strides + j·dilation_rate] += W[c, o, j]·x[c, t]
-    over c < C, t < L, j < k; then y = f(b + z cropped to L_out), `same` cropping max(k_d − strides, 0)
-    elements, half (rounded down) at the start. It is the adjoint (gradient) of conv1d with the same geometry.
+    over c < C, t < L, j < k (full length (L − 1)·strides + k_d); then y = f(b + z cropped to L_out): a crop
+    of T = full − L_out elements, ⌊T/2⌋ at the start (`same`: T = max(k_d − strides, 0)), or, when L_out is
+    larger (output_padding, strides > k_d), z followed by zeros. It is the adjoint (gradient) of conv1d with
+    the same geometry.
 
     **Shapes.** input (C, L) → output (filters, L_out), `valid`: L_out = (L − 1)·strides + max(k_d, strides);
-    `same`: L_out = L·strides, with k_d = dilation_rate·(k − 1) + 1 (Keras' sizes). Parameters: C·filters·k (+ filters).
+    `same`: L_out = L·strides, with k_d = dilation_rate·(k − 1) + 1; with output_padding p: `valid`
+    (L − 1)·strides + k_d + p, `same` (L − 1)·strides + (k_d mod 2) + p (Keras' sizes). Parameters:
+    C·filters·k (+ filters).
 
-    **FLOPs** (per sample): 2·C·L·k·filters (every input element times every tap, cropped positions included)
-    + filters·L_out for the bias + the activation's cost.
+    **FLOPs** (per sample): 2·C·L·k·filters (every input element times every tap, cropped positions included;
+    the zero positions output_padding adds receive none) + filters·L_out for the bias + the activation's cost.
 
     **Equivalents.** PyTorch `nn.ConvTranspose1d(C, filters, k, stride, padding, output_padding, dilation)`;
-    Keras `layers.Conv1DTranspose(filters, k, strides, padding, data_format="channels_first")` (kernel
-    (k, filters, C) = torch's weight permuted (2, 1, 0)); with Keras' torch backend `same` with an odd
-    k_d − strides crops the odd element at the start instead.
+    Keras `layers.Conv1DTranspose(filters, k, strides, padding, output_padding, data_format="channels_first")`
+    (kernel (k, filters, C) = torch's weight permuted (2, 1, 0)). An odd crop T leaves its odd element at
+    the end, as Keras on TensorFlow/JAX and on its torch backend in Keras 3.15 (checked); older Keras
+    torch backends crop it at the start. Keras refuses output_padding ≥ strides, PyTorch (and this layer) only ≥ max(strides,
+    dilation_rate).
     """
 
     spatial_axes = ("L",)
-    example = "- {type: conv1d_transpose, filters: 4, kernel_size: 4, strides: 2, padding: same}"
+    example = "- {type: conv1d_transpose, filters: 4, kernel_size: 3, strides: 2, output_padding: 1}"
     example_inputs = [(6, 9)]
 
     filters: PositiveInt = Field(description="Number of output channels.")
@@ -202,6 +243,7 @@ class Conv1DTranspose(_ConvTranspose):
     padding: PoolPadding = Field(default="valid", description="'valid' (L_out = (L−1)·strides + max(k_d, strides)) "
                                  "or 'same' (L_out = L·strides).")
     dilation_rate: PositiveInt = Field(default=1, description="Spacing between kernel taps.")
+    output_padding: NonNegativeInt | None = Field(default=None, description=_OUTPUT_PADDING)
     activation: ActivationName = Field(default="linear", description="Activation applied after the convolution.")
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")
 
@@ -211,20 +253,21 @@ class Conv2DTranspose(_ConvTranspose):
     """Transposed 2-D convolution (learned upsampling) of a channels-first image: (C, H, W) → (filters, H_out, W_out).
 
     **Formula.** z[o, i·s_h + u·d_h, j·s_w + v·d_w] += W[c, o, u, v]·x[c, i, j] over c, i, j, u < k_h,
-    v < k_w; then y = f(b + z cropped to (H_out, W_out)), `same` cropping max(k_d − s, 0) per axis, half
-    (rounded down) at the start. The adjoint (gradient) of conv2d with the same geometry.
+    v < k_w; then y = f(b + z cropped to (H_out, W_out)), per axis as conv1d_transpose: a crop of T =
+    full − size_out elements, ⌊T/2⌋ at the start, or zeros appended when output_padding makes the output
+    larger. The adjoint (gradient) of conv2d with the same geometry.
 
     **Shapes.** input (C, H, W) → output (filters, H_out, W_out), per axis `valid`: (size − 1)·s + max(k_d, s),
-    `same`: size·s, with k_d = d·(k − 1) + 1 (Keras' sizes). Parameters:
-    C·filters·k_h·k_w (+ filters).
+    `same`: size·s, with k_d = d·(k − 1) + 1; with output_padding p: `valid` (size − 1)·s + k_d + p, `same`
+    (size − 1)·s + (k_d mod 2) + p (Keras' sizes). Parameters: C·filters·k_h·k_w (+ filters).
 
     **FLOPs** (per sample): 2·C·H·W·k_h·k_w·filters (every input element times every tap, cropped positions
     included) + filters·H_out·W_out for the bias + the activation's cost.
 
     **Equivalents.** PyTorch `nn.ConvTranspose2d(C, filters, kernel_size, stride, padding, output_padding,
-    dilation)`; Keras `layers.Conv2DTranspose(filters, kernel_size, strides, padding,
+    dilation)`; Keras `layers.Conv2DTranspose(filters, kernel_size, strides, padding, output_padding,
     data_format="channels_first")` (kernel (k_h, k_w, filters, C) = torch's weight permuted (2, 3, 1, 0));
-    with Keras' torch backend `same` with an odd k_d − s crops the odd element at the start instead.
+    the odd crop and output_padding rule as conv1d_transpose.
     """
 
     spatial_axes = ("H", "W")
@@ -237,5 +280,6 @@ class Conv2DTranspose(_ConvTranspose):
     padding: PoolPadding = Field(default="valid", description="'valid' (size_out = (size−1)·strides + max(k_d, strides)) "
                                  "or 'same' (size_out = size·strides).")
     dilation_rate: Pair = Field(default=(1, 1), description="Spacing between kernel taps: an int or [d_h, d_w].")
+    output_padding: NonNegativePair | None = Field(default=None, description=_OUTPUT_PADDING + " An int or [p_h, p_w].")
     activation: ActivationName = Field(default="linear", description="Activation applied after the convolution.")
     use_bias: bool = Field(default=True, description="Add a learned bias per filter.")

@@ -9,6 +9,8 @@ import types
 import typing
 from typing import Any
 
+from pydantic import BaseModel
+
 from .registry import LayerSpec, registry
 
 
@@ -24,6 +26,8 @@ def type_text(ann: Any, metadata: list[Any] = ()) -> str:
                or typing.get_origin(getattr(m, "json_schema_input_type", None)) is not None]
     if written:  # a validator accepts a shorter form (an int for a pair): show what a spec may write
         return type_text(written[0])
+    if isinstance(ann, type) and issubclass(ann, BaseModel) and not issubclass(ann, LayerSpec):  # a mapping: its keys
+        return "{" + ", ".join(ann.model_fields) + "}"
     if origin is typing.Annotated:
         return type_text(args[0], [*metadata, *args[1:]])
     if origin in (typing.Union, types.UnionType):

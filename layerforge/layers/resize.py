@@ -207,6 +207,20 @@ class Cropping2D(_Edges):
                               "(symmetric per axis) or [[top, bottom], [left, right]].")
 
 
+def _interpolation_2d(v: Any) -> Any:
+    """Keras' UpSampling2D names PyTorch has no equivalent for get a message saying what to use instead."""
+    if isinstance(v, str) and v.lower() in ("lanczos3", "lanczos5"):
+        raise ValueError(f"interpolation '{v}' is not offered: PyTorch has no Lanczos resampling (Keras' torch "
+                         "backend refuses it too); use 'bicubic', 'bilinear' or 'nearest'")
+    if isinstance(v, str) and v.lower() == "area":
+        raise ValueError("interpolation 'area' upsampling by an integer factor equals 'nearest' (each output pixel "
+                         "lies inside one input pixel): use 'nearest'")
+    return v.lower() if isinstance(v, str) else v
+
+
+Interpolation2d = Annotated[Literal["nearest", "bilinear", "bicubic"], BeforeValidator(_interpolation_2d)]
+
+
 class _UpSampling(LayerSpec):
     """upsampling1d / upsampling2d: subclasses declare `size` and `interpolation`."""
 
@@ -229,8 +243,9 @@ class _UpSampling(LayerSpec):
         return nn.Upsample(scale_factor=size, mode=self.interpolation, align_corners=False)
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int:
-        # nearest: a copy; linear: 2 products + 1 sum per output; bilinear: 4 products + 3 sums
-        return numel(out_shape) * {"nearest": 0, "linear": 3, "bilinear": 7}[self.interpolation]
+        # a weighted sum of the n neighbours each output reads (n products, n − 1 sums; nearest: a copy):
+        # linear 2 → 3, bilinear 4 → 7, bicubic 16 → 31
+        return numel(out_shape) * {"nearest": 0, "linear": 3, "bilinear": 7, "bicubic": 31}[self.interpolation]
 
 
 @register("upsampling1d", family="reshaping")
@@ -263,14 +278,20 @@ class UpSampling2D(_UpSampling):
     """Upsamples a channels-first image by integer factors: (C, H, W) → (C, H·s_h, W·s_w).
 
     **Formula.** nearest: y[c, i, j] = x[c, ⌊i / s_h⌋, ⌊j / s_w⌋]; bilinear: the linear rule of
-    upsampling1d along each axis in turn (half-pixel centres, clamped at the borders, align_corners=False).
+    upsampling1d along each axis in turn (half-pixel centres, clamped at the borders, align_corners=False);
+    bicubic: along each axis y[t] = Σ_{m=−1..2} w(p − i − m)·x[clamp(i + m, 0, L − 1)] with p = (t + ½)/s − ½,
+    i = ⌊p⌋ and Keys' cubic kernel w with a = −0.75 (PyTorch's; borders clamped).
 
     **Shapes.** input (C, H, W) → output (C, H·s_h, W·s_w). No parameters.
 
-    **FLOPs** (per sample): 0 for nearest (a copy); 7 per output element for bilinear (4 products, 3 sums).
+    **FLOPs** (per sample): 0 for nearest (a copy); per output element 7 for bilinear (4 products, 3 sums)
+    and 31 for bicubic (16 products, 15 sums).
 
-    **Equivalents.** PyTorch `nn.Upsample(scale_factor=(s_h, s_w), mode="nearest" | "bilinear")`; Keras
-    `layers.UpSampling2D(size, data_format="channels_first", interpolation="nearest" | "bilinear")`.
+    **Equivalents.** PyTorch `nn.Upsample(scale_factor=(s_h, s_w), mode="nearest" | "bilinear" | "bicubic")`;
+    Keras `layers.UpSampling2D(size, data_format="channels_first", interpolation=...)` on its torch backend
+    (the same torch call). Keras on TensorFlow/JAX resizes bicubic with Keys' a = −0.5, so values differ
+    there; Keras' lanczos3/lanczos5 are refused (PyTorch has no Lanczos resampling; Keras' torch backend
+    refuses them too), and `area` upsampling by an integer factor equals nearest.
     """
 
     spatial_axes = ("H", "W")
@@ -278,5 +299,5 @@ class UpSampling2D(_UpSampling):
     example_inputs = [(3, 4, 5)]
 
     size: Pair = Field(default=(2, 2), description="Upsampling factors: an int or [s_h, s_w].")
-    interpolation: Literal["nearest", "bilinear"] = Field(default="nearest", description="'nearest' (repeat pixels) "
-                                                          "or 'bilinear' (half-pixel centres).")
+    interpolation: Interpolation2d = Field(default="nearest", description="'nearest' (repeat pixels), 'bilinear' or "
+                                           "'bicubic' (half-pixel centres).")
