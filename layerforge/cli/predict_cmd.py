@@ -52,6 +52,9 @@ def predict(
         positive = result.class_names[1] if result.class_names and len(result.class_names) == 2 else "1"
         cols.append("probability" if result.kind == "class" else f"p({positive})")
     rows = []
+    if result.lengths is not None:  # variable-length sequences: each row at its true length
+        flat = [result.valid(result.predictions, i).reshape(-1) for i in range(n)]
+        true = [result.valid(result.targets, i).reshape(-1) for i in range(n)] if true is not None else None
     for i in range(min(n, SHOW_ROWS)):
         row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None)]
         if true is not None:
@@ -67,9 +70,10 @@ def predict(
     if n > SHOW_ROWS:
         console.print(f"... {n - SHOW_ROWS:,} more rows" + ("" if output else " (use --output FILE to write them all)"))
     if result.accuracy is not None:
-        hits = int(round(result.accuracy * result.targets.size))
-        console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {result.targets.size:,} predictions "
-                      "match the input's labels")
+        scored = result.scored if result.scored is not None else result.targets.size
+        hits = int(round(result.accuracy * scored))
+        console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {scored:,} predictions "
+                      "match the input's labels" + (" (padded steps not counted)" if result.lengths is not None else ""))
     if result.output:
         console.print(f"wrote {result.output}", soft_wrap=True, markup=False)  # a path stays whole, to copy
 

@@ -86,13 +86,14 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
     if fmt == "csv" and meta.get("sequence_column"):
         shape = next(iter(facts.inputs.values()))
         raw = read_sequence_csv(path, where, meta.get("target"), meta["sequence_column"], None, shape[0],
-                                shape[1] if len(shape) == 2 else None, need_target=False)
+                                shape[1] if len(shape) == 2 else None, need_target=False,
+                                padding=meta.get("padding", "post"))
     elif fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":
         raw = read_npz(path, where, inputs, meta.get("target") if meta.get("source") == "npz" else None, need_target=False)
         if meta.get("lengths_array"):
-            attach_npz_lengths(raw, path, where, meta["lengths_array"])
+            attach_npz_lengths(raw, path, where, meta["lengths_array"], meta.get("padding", "post"))
     elif fmt == "npy":
         raw = read_npy(path, where, None, None, need_target=False)
     elif fmt == "text":
@@ -146,7 +147,8 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
         rows = [f"sample {i}" for i in range(n)]
     lengths = None if raw.lengths is None else torch.from_numpy(raw.lengths)
     info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
-            "y": torch.from_numpy(y) if y is not None else None, "notes": notes, "lengths": lengths}
+            "y": torch.from_numpy(y) if y is not None else None, "notes": notes, "lengths": lengths,
+            "padding": raw.padding}
     return xs, info
 
 
@@ -210,5 +212,5 @@ def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | 
                         hint="include the targets, or use `layerforge predict` for unlabelled inputs")
     y, lengths = info["y"], info["lengths"]
     if lengths is not None:  # padded per-step targets are not scored (data.ragged)
-        y = torch.from_numpy(mask_step_targets(y.numpy(), lengths.numpy()))
-    return Split(x, y, lengths)
+        y = torch.from_numpy(mask_step_targets(y.numpy(), lengths.numpy(), str(meta.get("task", "")), info["padding"]))
+    return Split(x, y, lengths, padding=info["padding"])

@@ -100,7 +100,7 @@ def _read_and_fit(spec: "Spec", facts: ModelFacts, base: Path, limit: int | None
     num_classes = _at(("model", "outputs"), check_output, facts, task, num_classes, main.y, main.where, notes)
     for r in raws:
         if r.lengths is not None and r.y is not None:
-            r.y = mask_step_targets(r.y, r.lengths)  # padded steps: -100, skipped by losses and metrics
+            r.y = mask_step_targets(r.y, r.lengths, task, r.padding)  # padded steps: -100 / NaN, skipped by losses and metrics
     return _Fitted(src, task, raws, num_classes, class_names, encodings, notes)
 
 
@@ -179,7 +179,8 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
             continue
         x, y = pair
         xs = transform.apply(next(iter(x.values())) if single else x)
-        bundle_splits[key] = Split(xs, y, lengths=lengths.get(key), bucket=ds.bucket and key == "train")
+        bundle_splits[key] = Split(xs, y, lengths=lengths.get(key), bucket=ds.bucket and key == "train",
+                                   padding=main.padding)
 
     meta = {
         "source": src.kind,

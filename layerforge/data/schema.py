@@ -104,6 +104,11 @@ class DataSpec(BaseModel):
         default=False, description="Variable-length sequences: group samples of similar length into the same "
         "training batch (less padding per batch; the batch order stays shuffled).",
     )
+    padding: Literal["post", "pre"] = Field(
+        default="post", description="Variable-length sequences: where the padding sits, 'post' (after the steps) "
+        "or 'pre' (before them, Keras pad_sequences' default); an NPZ with lengths must say how its x was padded. "
+        "Masked layers give the same results either way (docs/sequences.md).",
+    )
     image_size: list[PositiveInt] | None = Field(
         default=None,
         description="Image folders: resize every image to [height, width] (default: the model's input_shape, "
@@ -166,9 +171,10 @@ class DataSpec(BaseModel):
         if self.sequence_column is not None and self.lengths is not None:
             raise ValueError("sequence_column (a CSV column) and lengths (an NPZ array) are two ways to give "
                              "variable-length sequences; use the one that fits your file")
-        if self.bucket and self.sequence_column is None and self.lengths is None:
-            raise ValueError("bucket groups variable-length sequences by length; set sequence_column (CSV) or "
-                             "lengths (NPZ) too, or remove bucket")
+        for key, on in (("bucket", self.bucket), ("padding: pre", self.padding == "pre")):
+            if on and self.sequence_column is None and self.lengths is None:
+                raise ValueError(f"{key} applies to variable-length sequences; set sequence_column (CSV) or "
+                                 f"lengths (NPZ) too, or remove {key.split(':')[0]}")
         if self.dataset is not None and any(
             v is not None for v in (self.val_path, self.test_path, self.target_path, self.delimiter,
                                     self.sequence_column, self.lengths)

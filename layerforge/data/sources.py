@@ -133,10 +133,10 @@ def read_file(path: Path, fmt: str, ds: DataSpec, facts: ModelFacts, base: Path,
     if fmt == "csv" and ds.sequence_column is not None:
         shape = next(iter(facts.inputs.values()))
         return read_sequence_csv(path, where, ds.target, ds.sequence_column, ds.delimiter, shape[0],
-                                 shape[1] if len(shape) == 2 else None, limit=limit)
+                                 shape[1] if len(shape) == 2 else None, limit=limit, padding=ds.padding)
     if fmt == "npz" and ds.lengths is not None:
         raw = read_npz(path, where, list(facts.inputs), ds.target)
-        attach_npz_lengths(raw, path, where, ds.lengths)
+        attach_npz_lengths(raw, path, where, ds.lengths, ds.padding)
         return raw
     if ds.sequence_column is not None or ds.lengths is not None:
         key = "sequence_column" if ds.sequence_column is not None else "lengths"

@@ -152,8 +152,9 @@ class EpochStats:
         """(predicted class, true class, logits or None), flattened over positions."""
         import torch
 
-        y = torch.cat([t.reshape(-1) for t in self.targets]).long()
-        keep = y != IGNORE  # padded steps of variable-length sequences are not scored
+        y = torch.cat([t.reshape(-1) for t in self.targets])
+        keep = _valid(y)  # padded steps of variable-length sequences are not scored
+        y = y.nan_to_num(IGNORE).long()
         if self.keep_logits and self.head.kind == "class":
             logits = torch.cat([o.reshape(-1, self.head.num_classes) for o in self.outs])[keep]
             return logits.argmax(-1), y[keep], logits
@@ -185,14 +186,15 @@ class EpochStats:
                 if logits is not None:
                     hit = (logits.topk(k, -1).indices == y.reshape(-1, 1)).any(-1)
                 else:
-                    every = torch.cat([t.reshape(-1) for t in self.targets]) != IGNORE
+                    every = _valid(torch.cat([t.reshape(-1) for t in self.targets]))
                     hit = torch.cat(self.hits, 1)[j][every]
                 vals[f"top_{k}"] = hit.double().mean()
         if self.store_real:
             wd = self.head.width
             out = torch.cat([o.reshape(-1, wd) for o in self.outs]).double()
             y = torch.cat([t.reshape(-1, wd) for t in self.targets]).double()
-            vals.update(_real_metrics(out, y))
+            keep = ~torch.isnan(y).any(-1)  # padded steps of variable-length sequences (NaN targets)
+            vals.update(_real_metrics(out[keep], y[keep]))
         keys = list(vals)
         host = torch.stack([vals[k].reshape(()) for k in keys]).tolist()
         got = dict(zip(keys, host))
@@ -214,6 +216,13 @@ class EpochStats:
         pred, y, _ = self._class_rows()
         c = self.head.num_classes
         return torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).cpu()
+
+
+def _valid(y: "torch.Tensor") -> "torch.Tensor":
+    """Which targets are scored: not -100 (integer) and not NaN (bce targets of padded steps)."""
+    import torch
+
+    return ~torch.isnan(y) if torch.is_floating_point(y) else y != IGNORE
 
 
 def _class_metrics(cm: "torch.Tensor") -> dict[str, "torch.Tensor"]:

@@ -13,13 +13,13 @@ T, V = 7, 20
 LENGTHS = [7, 3, 1, 5]
 
 
-def padded_ids(seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """A right-padded batch of ids (0 = padding) and the same sequences unpadded."""
+def padded_ids(seed: int = 0, left: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A right-padded (``left``: left-padded) batch of ids (0 = padding) and the same sequences unpadded."""
     g = torch.Generator().manual_seed(seed)
     seqs = [torch.randint(1, V, (n,), generator=g) for n in LENGTHS]
     batch = torch.zeros(len(seqs), T, dtype=torch.long)
     for b, s in enumerate(seqs):
-        batch[b, : len(s)] = s
+        batch[b, slice(T - len(s), T) if left else slice(0, len(s))] = s
     return batch, seqs
 
 
@@ -60,6 +60,25 @@ def test_padded_batch_equals_each_sequence_alone(case: str):
             alone = net(s.unsqueeze(0))[0]  # (L, …) or (…): the sequence at its true length, no padding
             got = out[b, : len(s)] if alone.dim() == 2 else out[b]
             torch.testing.assert_close(got, alone, rtol=0, atol=1e-6)
+
+
+LEFT_CASES = {**CASES, "lstm_loop_backwards_seq": {"type": "lstm", "units": 5, "recurrent_activation": "hard_sigmoid",
+                                                  "go_backwards": True, "return_sequences": True}}
+
+
+@pytest.mark.parametrize("case", sorted(LEFT_CASES))
+def test_left_padded_batch_equals_each_sequence_alone(case: str):
+    """data.padding: pre: the valid steps sit at the end; every layer gives what the sequence gives alone."""
+    graph, net = model([LEFT_CASES[case]])
+    batch, seqs = padded_ids(left=True)
+    with torch.no_grad():
+        out = net(batch)
+        for b, s in enumerate(seqs):
+            alone = net(s.unsqueeze(0))[0]
+            got = out[b, T - len(s):] if alone.dim() == 2 else out[b]
+            torch.testing.assert_close(got, alone, rtol=0, atol=1e-6)
+            if alone.dim() == 2 and case.startswith(("lstm", "gru", "simple", "bi")):
+                assert out[b, : T - len(s)].abs().sum() == 0  # padded steps of a recurrent output stay 0
 
 
 def test_padded_steps_of_a_sequence_output_are_zero():
