@@ -106,7 +106,7 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
 def _encode_y(raw: RawData, meta: dict[str, Any], task: str, num_classes: int | None) -> np.ndarray | None:
     if raw.y is None:
         return None
-    if task in CLASS_TASKS:
+    if task in CLASS_TASKS and not (task == "sequence" and meta.get("num_classes") is None):  # else real per-step values
         names = meta.get("class_names")
         if raw.y.dtype.kind in "US" and names is None:
             raise DataError(f"{raw.where}: text labels, but the model was trained on numeric classes",
