@@ -21,7 +21,7 @@ from .labels import CLASS_TASKS, class_ids
 from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv
 from .raw import RawData, check_finite
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
-from .text import encode, input_windows, windows
+from .text import Tokenizer, input_windows, windows
 from .transforms import transform_from_state
 
 if TYPE_CHECKING:
@@ -46,31 +46,35 @@ def _read_images(path: Path, where: str, meta: dict[str, Any]) -> RawData:
 
 
 def _read_text(path: Path, where: str, meta: dict[str, Any], targets: bool) -> RawData:
-    """Windows of the training seq_len. For evaluation (``targets``) non-overlapping (x, y) windows, the
-    tail that fills no window noted; for prediction windows covering every character, the last one
-    overlapping its neighbour when needed (noted), named by the characters they hold."""
+    """Windows of the training seq_len, tokenised as in training (characters or words, the saved vocabulary).
+    For evaluation (``targets``) non-overlapping (x, y) windows, the tail that fills no window noted; for
+    prediction windows covering every token, the last one overlapping its neighbour when needed (noted),
+    named by the tokens they hold."""
     vocab, seq_len = meta.get("vocab"), meta.get("seq_len")
     if not vocab or not seq_len:
         raise DataError(f"{where}: this model was not trained on text, so a text file cannot be its input",
                         hint="give the input in the format the model was trained on (CSV, NPZ, NPY or images)")
-    ids = encode(read_text(path, where), list(vocab), where)
+    tokenizer = Tokenizer.from_meta(meta)
+    unit = tokenizer.unit
+    ids = tokenizer.encode(read_text(path, where), where)
     notes: list[str] = []
     if targets:
-        x, y = windows(ids, seq_len, where)
+        x, y = windows(ids, seq_len, where, unit)
         starts = [i * seq_len for i in range(len(x))]
         tail = len(ids) - 1 - x.size
         if tail:
-            notes.append(f"the last {tail} characters are not scored: they do not fill a window of {seq_len} "
+            notes.append(f"the last {tail} {unit}s are not scored: they do not fill a window of {seq_len} "
                          "(+1 for the target)")
     else:
-        (x, starts), y = input_windows(ids, seq_len, where), None
+        (x, starts), y = input_windows(ids, seq_len, where, unit), None
         if len(ids) % seq_len:
-            notes.append(f"the last window (characters {starts[-1]}–{len(ids) - 1}) overlaps the one before by "
-                         f"{seq_len - len(ids) % seq_len} characters, so that the text's last "
-                         f"{len(ids) % seq_len} characters are predicted too")
+            notes.append(f"the last window ({unit}s {starts[-1]}–{len(ids) - 1}) overlaps the one before by "
+                         f"{seq_len - len(ids) % seq_len} {unit}s, so that the text's last "
+                         f"{len(ids) % seq_len} {unit}s are predicted too")
     raw = RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
     raw.meta["notes"] = notes
-    raw.meta["rows"] = [f"chars {s}–{s + seq_len - 1}" for s in starts]
+    short = "chars" if unit == "character" else "words"
+    raw.meta["rows"] = [f"{short} {s}–{s + seq_len - 1}" for s in starts]
     return raw
 
 

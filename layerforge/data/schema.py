@@ -104,6 +104,18 @@ class DataSpec(BaseModel):
         default=False, description="Variable-length sequences: group samples of similar length into the same "
         "training batch (less padding per batch; the batch order stays shuffled).",
     )
+    tokenizer: Literal["char", "word"] = Field(
+        default="char", description="Text: 'char' (one id per character) or 'word' (Keras TextVectorization: "
+        "standardised, split on whitespace; id 0 = padding, 1 = [UNK], then words by frequency).",
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=3, description="tokenizer: word: the vocabulary size, counting the padding and [UNK] ids "
+        "(as Keras' max_tokens); the most frequent training words are kept, the rest become [UNK]. Default: all.",
+    )
+    text_standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = Field(
+        default="lower_and_strip_punctuation", description="tokenizer: word: how text is standardised before "
+        "splitting (Keras' standardize: ASCII lowercase and/or ASCII punctuation removed).",
+    )
     padding: Literal["post", "pre"] = Field(
         default="post", description="Variable-length sequences: where the padding sits, 'post' (after the steps) "
         "or 'pre' (before them, Keras pad_sequences' default); an NPZ with lengths must say how its x was padded. "
@@ -175,6 +187,13 @@ class DataSpec(BaseModel):
             if on and self.sequence_column is None and self.lengths is None:
                 raise ValueError(f"{key} applies to variable-length sequences; set sequence_column (CSV) or "
                                  f"lengths (NPZ) too, or remove {key.split(':')[0]}")
+        word_only = [k for k in ("max_tokens", "text_standardize") if k in self.model_fields_set]
+        if word_only and self.tokenizer != "word":
+            raise ValueError(f"{' and '.join(word_only)} configure the word tokenizer; add tokenizer: word, or remove "
+                             f"{' and '.join(word_only)}")
+        if self.tokenizer == "word" and self.dataset is not None and self.dataset != "shakespeare":
+            raise ValueError(f"tokenizer: word reads text, and dataset '{self.dataset}' is not text (the text "
+                             "sources: dataset: shakespeare, a .txt path)")
         if self.dataset is not None and any(
             v is not None for v in (self.val_path, self.test_path, self.target_path, self.delimiter,
                                     self.sequence_column, self.lengths)

@@ -21,7 +21,7 @@ from .ragged import attach_npz_lengths, read_sequence_csv
 from .raw import RawData, display
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .schema import DataSpec
-from .text import build_vocab, encode, windows
+from .text import Tokenizer, build_vocab, build_word_vocab, windows, words
 
 GENERATED_BYTES_PER_STEP = 48  # the generators' working arrays, per sample and step (measured peak: 42, adding)
 ALL_TASKS = ("classification", "regression", "sequence_classification", "sequence", "language_model")
@@ -73,21 +73,44 @@ def image_target(ds: DataSpec, facts: ModelFacts) -> tuple[tuple[int, int] | Non
 
 
 def _text_sources(texts: list[tuple[str, str]], ds: DataSpec, facts: ModelFacts, kind: str) -> Sources:
-    """Character windows from (text, where) pairs: main, then optional val/test texts."""
+    """Token windows from (text, where) pairs: main, then optional val/test texts. Characters: the vocabulary
+    is every character of every text; words: the words of the training windows only (the validation and
+    test text's own words become [UNK], as after Keras' ``adapt`` on the training data)."""
     seq_len = default_seq_len(ds, facts, DEFAULT_TEXT_SEQ_LEN)
-    vocab = build_vocab(*(t for t, _ in texts))
-    raws = []
+    if ds.tokenizer == "word":
+        tokens = [words(t, ds.text_standardize) for t, _ in texts]
+        tokenizer = Tokenizer("word", build_word_vocab(tokens[0][: _train_tokens(len(tokens[0]), seq_len, ds, texts[0][1])],
+                                                       ds.max_tokens), ds.text_standardize)
+    else:
+        tokenizer = Tokenizer("char", build_vocab(*(t for t, _ in texts)))
+    vocab, unit = tokenizer.vocab, tokenizer.unit
+    raws, count = [], 0
     for text, where in texts:
-        x, y = windows(encode(text, vocab, where), seq_len, where)
+        ids = tokenizer.encode(text, where)
+        count += len(ids)
+        x, y = windows(ids, seq_len, where, unit)
         raws.append(RawData(x={"input": x}, y=y, where=where, default_task="language_model",
-                            task_reason="a text corpus (next-character prediction)", ids=True, vocab_size=len(vocab)))
+                            task_reason=f"a text corpus (next-{unit} prediction)", ids=True, vocab_size=len(vocab)))
     main = raws[0]
     main.class_names = vocab
     it = iter(raws[1:])
     val = next(it) if ds.val_path else None
     test = next(it) if ds.test_path else None
     return Sources(main, val, test, kind, ("language_model",), False, True,
-                   {"vocab": vocab, "seq_len": seq_len, "characters": sum(len(t) for t, _ in texts)})
+                   {**tokenizer.meta(), "seq_len": seq_len, f"{unit}s": count})
+
+
+def _train_tokens(n_tokens: int, seq_len: int, ds: DataSpec, where: str) -> int:
+    """How many leading tokens of the main text the training windows cover (text splits keep their order)."""
+    from .prepare import split_sizes
+
+    n = max((n_tokens - 1) // seq_len, 0)
+    if ds.num_samples is not None:
+        n = min(n, ds.num_samples)
+    if n < 1:
+        return n_tokens  # too short for a window: windows() reports it
+    n_train, _, _ = split_sizes(n, ds.val_fraction, 0.0 if ds.test_path else ds.test, where)
+    return n_train * seq_len + 1
 
 
 def _generator(ds: DataSpec, seed: int, facts: ModelFacts, limit: int | None = None) -> Sources:
@@ -190,6 +213,9 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts, limit: 
         src = _text_sources(texts, ds, facts, "text")
         src.meta["files"] = [str(p) for p in paths.values()]
         return src
+    if ds.tokenizer == "word":
+        raise DataError(f"{display(paths['path'], base)}: data.tokenizer: word reads text, and this file is {fmt}",
+                        hint="give a .txt corpus (or format: text), or remove tokenizer", path=("data", "tokenizer"))
     if target_path is not None and fmt != "npy":
         raise DataError(f"{display(paths['path'], base)}: data.target_path is only for .npy inputs",
                         hint="for CSV name the label column with data.target; for NPZ store y in the archive")
