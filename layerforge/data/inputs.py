@@ -18,7 +18,7 @@ from .bundle import Inputs, Split
 from .fit import ModelFacts, fit_input, match_names
 from .images import IMAGE_EXTS, list_images, load_images, read_image_folder
 from .labels import CLASS_TASKS, class_ids
-from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv
+from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv, truncated_note
 from .raw import RawData, check_finite
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .text import Tokenizer, input_windows, windows
@@ -91,7 +91,10 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
         shape = next(iter(facts.inputs.values()))
         raw = read_sequence_csv(path, where, meta.get("target"), meta["sequence_column"], None, shape[0],
                                 shape[1] if len(shape) == 2 else None, need_target=False,
-                                padding=meta.get("padding", "post"))
+                                padding=meta.get("padding", "post"),
+                                tokenize=Tokenizer.from_meta(meta).tokenize_cells if meta.get("tokenizer") == "word" else None)
+        if raw.meta.get("truncated"):
+            raw.meta["notes"] = [truncated_note(raw.meta["truncated"], shape[0])]
     elif fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":

@@ -14,6 +14,7 @@ import csv
 import io
 import itertools
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,11 +51,16 @@ def pad_ragged(seqs: list[np.ndarray], t: int, where: str, row_offset: int, what
     return x, lengths
 
 
+Tokenize = Callable[[list[str]], tuple[list[np.ndarray], dict[str, Any]]]  # text cells → ids per row, meta
+
+
 def read_sequence_csv(path: Path, where: str, target: str | None, column: str, delimiter: str | None, t: int,
                       feature_dim: int | None, limit: int | None = None, need_target: bool = True,
-                      padding: str = "post") -> RawData:
+                      padding: str = "post", tokenize: Tokenize | None = None) -> RawData:
     """A CSV with one sample per row: ``column`` holds the steps separated by spaces (whole numbers → int64
-    ids, else float32 values, shape (T, 1) when ``feature_dim`` is 1), ``target`` the label."""
+    ids, else float32 values, shape (T, 1) when ``feature_dim`` is 1), ``target`` the label. With
+    ``tokenize`` (data.tokenizer: word) the column holds text, turned into word ids; a text longer than T
+    words keeps its first T (as Keras' TextVectorization output_sequence_length)."""
     text = read_text(path, where, CSV_BYTES_PER_BYTE)  # bounded by the data memory limit, regular files only
     delimiter = delimiter or ("\t" if ".tsv" in path.name.lower() else ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -69,21 +75,39 @@ def read_sequence_csv(path: Path, where: str, target: str | None, column: str, d
             raise DataError(f"{where}: no column '{name}' (data.{key}); the columns are: {', '.join(header)}",
                             hint=f"set data.{key} to one of them", path=("data", key))
     ci, body = header.index(column), rows[1:]
-    try:
-        seqs = [np.array([float(v) for v in r[ci].split()], dtype=np.float64) for r in body]
-    except (ValueError, IndexError) as e:
-        raise DataError(f"{where}: column '{column}' must hold numbers separated by spaces ({e})",
-                        hint="write each sample's steps as e.g. \"4 17 9 2\"") from e
-    ids = all(np.all(s == np.round(s)) for s in seqs) and feature_dim is None
-    seqs = [s.astype(np.int64) if ids else s.astype(np.float32).reshape(-1, *((1,) if feature_dim == 1 else ())) for s in seqs]
+    meta: dict[str, Any] = {"sequence_column": column, "target": target, "padding": padding}
+    if tokenize is not None:
+        seqs, text_meta = tokenize([r[ci] if ci < len(r) else "" for r in body])
+        meta.update(text_meta, truncated=sum(len(s) > t for s in seqs))
+        seqs, ids = [s[:t] for s in seqs], True
+    else:
+        seqs, ids = _numbers(body, ci, where, column, feature_dim)
     x, lengths = pad_ragged(seqs, t, where, 2, "sequence", padding)
     raw = RawData(x={"input": x}, y=None, where=where, row_offset=2, ids=ids, lengths=lengths, padding=padding,
-                  meta={"sequence_column": column, "target": target, "padding": padding})
+                  meta=meta, vocab_size=len(meta["vocab"]) if "vocab" in meta else None)
     if target is not None:
         raw.y = np.array([r[header.index(target)].strip() for r in body])
         _infer_csv_task(raw, target)
         raw.default_task = "sequence_classification" if raw.default_task == "classification" else raw.default_task
     return raw
+
+
+def truncated_note(count: int, t: int) -> str:
+    return f"{count} text(s) longer than the model's {t} words keep their first {t} words"
+
+
+def _numbers(body: list[list[str]], ci: int, where: str, column: str,
+             feature_dim: int | None) -> tuple[list[np.ndarray], bool]:
+    """Each row's cell ``ci`` as steps: int64 ids when all are whole numbers (and no feature axis), else float32."""
+    try:
+        seqs = [np.array([float(v) for v in r[ci].split()], dtype=np.float64) for r in body]
+    except (ValueError, IndexError) as e:
+        raise DataError(f"{where}: column '{column}' must hold numbers separated by spaces ({e})",
+                        hint="write each sample's steps as e.g. \"4 17 9 2\", or set data.tokenizer: word "
+                             "for a column of text") from e
+    ids = all(np.all(s == np.round(s)) for s in seqs) and feature_dim is None
+    return [s.astype(np.int64) if ids else s.astype(np.float32).reshape(-1, *((1,) if feature_dim == 1 else ()))
+            for s in seqs], ids
 
 
 def attach_npz_lengths(raw: RawData, path: Path, where: str, key: str, padding: str = "post") -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class Tokenizer:
     kind: str  # char | word
     vocab: list[str]
     standardize: str = "lower_and_strip_punctuation"
+    _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)  # word → id, built once
 
     @property
     def unit(self) -> str:
@@ -69,9 +70,18 @@ class Tokenizer:
         """Text → int64 ids: an unknown character is an error, an unknown word becomes [UNK] (id 1)."""
         if self.kind == "char":
             return encode(text, self.vocab, where)
-        index = {w: i for i, w in enumerate(self.vocab)}
-        toks = self.tokens(text)
+        return self.ids(self.tokens(text))
+
+    def ids(self, toks: list[str]) -> np.ndarray:
+        """Words → int64 ids (an unknown word: [UNK], id 1)."""
+        if self._index is None:
+            self._index = {w: i for i, w in enumerate(self.vocab)}
+        index = self._index
         return np.fromiter((index.get(w, 1) for w in toks), dtype=np.int64, count=len(toks))
+
+    def tokenize_cells(self, cells: list[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """A CSV column of texts → word ids per row, and the tokenizer's meta (``ragged.Tokenize``)."""
+        return [self.ids(self.tokens(c)) for c in cells], self.meta()
 
     def join(self, ids: list[int]) -> str:
         return ("" if self.kind == "char" else " ").join(self.vocab[i] for i in ids)

@@ -12,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 import layerforge as lf
 from layerforge.data.text import Tokenizer, build_word_vocab, words
@@ -103,3 +104,44 @@ def test_word_run_round_trips_through_predict_evaluate_and_generate(tmp_path):
     gen = lf.generate(run, "the cat", tokens=6, seed=0)
     assert gen.unit == "word" and gen.text.startswith(" ") and len(gen.text.split()) == 6
     assert set(gen.text.split()) <= set(tokenizer.vocab)
+
+
+TEXT_CLASSIFIER = [{"type": "embedding", "input_dim": 16, "output_dim": 4, "mask_zero": True},
+                   {"type": "gru", "units": 4}, {"type": "dense", "units": 2}]
+
+
+def write_reviews(path) -> list[str]:
+    texts = ["Great film!", "Awful, awful plot.", "A great, great cast", "Boring and awful", "great fun",
+             "What a bore", "Great!", "Dull and long and awful and slow"]
+    path.write_text("review,label\n" + "".join(f'"{t}",{int("reat" in t)}\n' for t in texts))
+    return texts
+
+
+def test_a_csv_text_column_becomes_padded_word_ids_with_a_training_rows_vocabulary(tmp_path):
+    write_reviews(tmp_path / "r.csv")
+    spec = make_spec({"path": "r.csv", "sequence_column": "review", "target": "label", "tokenizer": "word",
+                      "val": 0.25, "shuffle": False, "padding": "pre"}, [5], TEXT_CLASSIFIER)
+    b = load_data(spec, tmp_path)
+    vocab = b.meta["vocab"]
+    assert vocab[:4] == ["", "[UNK]", "great", "awful"] and "slow" not in vocab  # rows 7–8 are validation
+    assert b.task == "sequence_classification" and b.train.lengths.tolist() == [2, 3, 4, 3, 2, 3]
+    assert b.train.x[0].tolist() == [0, 0, 0, vocab.index("great"), vocab.index("film")]  # padding: pre
+    assert b.val.lengths.tolist() == [1, 5]  # 'dull and long and awful and slow' keeps its first 5 words
+    assert b.val.x[1].tolist() == [1, vocab.index("and"), 1, vocab.index("and"), vocab.index("awful")]
+    assert "1 text(s) longer than the model's 5 words keep their first 5 words" in b.meta["notes"]
+
+
+def test_a_word_text_classifier_predicts_with_its_saved_vocabulary(tmp_path):
+    write_reviews(tmp_path / "r.csv")
+    spec = {"seed": 0, "model": {"input_shape": [8], "layers": TEXT_CLASSIFIER},
+            "data": {"path": str(tmp_path / "r.csv"), "sequence_column": "review", "target": "label",
+                     "tokenizer": "word", "val": 0.25},
+            "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "plots": False}}
+    run = lf.train(spec, out=tmp_path / "run").run_dir
+    (tmp_path / "new.csv").write_text("review\nGREAT!!! a zebra\n")
+    pred = lf.predict(run, tmp_path / "new.csv")
+    trained = lf.load_run(run)
+    ids = torch.from_numpy(trained.tokenizer.encode("great a zebra", "x"))[None]  # the same words by hand
+    assert pred.predictions.tolist() == trained(ids).argmax(-1).tolist()
+    ev = lf.evaluate(run, data=tmp_path / "r.csv")
+    assert ev.samples == 8
