@@ -7,9 +7,9 @@ example for each source.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 # Built-in datasets: name → (kind, one-line description). Kept here (torch-free) so the schema can
 # validate names with a did-you-mean; layerforge.data.builtin implements them.
@@ -167,6 +167,31 @@ class DataSpec(BaseModel):
             raise ValueError(f"must be a single character such as ',' or ';' (tab: \"\\t\"), got {v!r}")
         return v
 
+    # Options that need another key: checked on the key itself, so the error points at its line.
+    @field_validator("tokenizer")
+    @classmethod
+    def _text_source(cls, v: str, info: ValidationInfo) -> str:
+        dataset = info.data.get("dataset")
+        if v == "word" and dataset is not None and dataset != "shakespeare":
+            raise ValueError(f"tokenizer: word reads text, and dataset '{dataset}' is not text (the text sources: "
+                             "dataset: shakespeare, a .txt path, a CSV text column as sequence_column)")
+        return v
+
+    @field_validator("max_tokens", "text_standardize")
+    @classmethod
+    def _word_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("tokenizer") != "word":
+            raise ValueError(f"{info.field_name} configures the word tokenizer; add tokenizer: word, or remove it")
+        return v
+
+    @field_validator("padding")
+    @classmethod
+    def _ragged_only(cls, v: str, info: ValidationInfo) -> str:
+        if v == "pre" and info.data.get("sequence_column") is None and info.data.get("lengths") is None:
+            raise ValueError("padding: pre applies to variable-length sequences; set sequence_column (CSV) or "
+                             "lengths (NPZ) too, or remove padding")
+        return v
+
     @model_validator(mode="after")
     def _source(self) -> "DataSpec":
         if (self.dataset is None) == (self.path is None):
@@ -183,17 +208,9 @@ class DataSpec(BaseModel):
         if self.sequence_column is not None and self.lengths is not None:
             raise ValueError("sequence_column (a CSV column) and lengths (an NPZ array) are two ways to give "
                              "variable-length sequences; use the one that fits your file")
-        for key, on in (("bucket", self.bucket), ("padding: pre", self.padding == "pre")):
-            if on and self.sequence_column is None and self.lengths is None:
-                raise ValueError(f"{key} applies to variable-length sequences; set sequence_column (CSV) or "
-                                 f"lengths (NPZ) too, or remove {key.split(':')[0]}")
-        word_only = [k for k in ("max_tokens", "text_standardize") if k in self.model_fields_set]
-        if word_only and self.tokenizer != "word":
-            raise ValueError(f"{' and '.join(word_only)} configure the word tokenizer; add tokenizer: word, or remove "
-                             f"{' and '.join(word_only)}")
-        if self.tokenizer == "word" and self.dataset is not None and self.dataset != "shakespeare":
-            raise ValueError(f"tokenizer: word reads text, and dataset '{self.dataset}' is not text (the text "
-                             "sources: dataset: shakespeare, a .txt path)")
+        if self.bucket and self.sequence_column is None and self.lengths is None:
+            raise ValueError("bucket groups variable-length sequences by length; set sequence_column (CSV) or "
+                             "lengths (NPZ) too, or remove bucket")
         if self.dataset is not None and any(
             v is not None for v in (self.val_path, self.test_path, self.target_path, self.delimiter,
                                     self.sequence_column, self.lengths)

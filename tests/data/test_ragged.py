@@ -129,10 +129,3 @@ def test_npz_padding_pre_keeps_the_last_steps_and_marks_the_first_targets(tmp_pa
     b = load_data(spec, tmp_path)
     assert b.train.x[1].tolist() == [0, 0, 0, *x[1, 3:].tolist()]
     assert b.train.y[1].tolist() == [-100, -100, -100, 1, 1]
-
-
-def test_padding_pre_without_variable_length_sequences_is_a_spec_error():
-    from layerforge.errors import SpecError
-
-    with pytest.raises(SpecError, match="padding: pre applies to variable-length sequences"):
-        make_spec({"path": "a.csv", "target": "y", "padding": "pre"}, [4])

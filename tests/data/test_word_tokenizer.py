@@ -67,15 +67,18 @@ def test_a_text_corpus_becomes_word_windows_with_a_training_only_vocabulary(tmp_
     assert b.val.x[-1].tolist() == [6, 1, 1, 1]  # words 20–23: those the training text never had are [UNK]
 
 
-@pytest.mark.parametrize("data, match", [
-    ({"dataset": "digits", "tokenizer": "word"}, "dataset 'digits' is not text"),
-    ({"dataset": "shakespeare", "max_tokens": 100}, "add tokenizer: word"),
-    ({"dataset": "shakespeare", "tokenizer": "word", "max_tokens": 2}, "greater than or equal to 3"),
-    ({"dataset": "shakespeare", "tokenizer": "words"}, "'char' or 'word'"),
+@pytest.mark.parametrize("data, key, match", [
+    ({"dataset": "digits", "tokenizer": "word"}, "tokenizer", "dataset 'digits' is not text"),
+    ({"dataset": "shakespeare", "max_tokens": 100}, "max_tokens", "add tokenizer: word"),
+    ({"dataset": "shakespeare", "text_standardize": "lower"}, "text_standardize", "add tokenizer: word"),
+    ({"dataset": "shakespeare", "tokenizer": "word", "max_tokens": 2}, "max_tokens", "greater than or equal to 3"),
+    ({"dataset": "shakespeare", "tokenizer": "words"}, "tokenizer", "'char' or 'word'"),
+    ({"dataset": "shakespeare", "padding": "pre"}, "padding", "applies to variable-length sequences"),
 ])
-def test_bad_tokenizer_options_are_spec_errors(data, match):
-    with pytest.raises(SpecError, match=match):
+def test_bad_tokenizer_and_padding_options_are_spec_errors_at_their_key(data, key, match):
+    with pytest.raises(SpecError, match=match) as e:
         make_spec(data, [8], LM)
+    assert [i.path for i in e.value.issues] == [("data", key)]
 
 
 def test_word_tokenizer_on_a_csv_is_a_data_error_at_the_key(tmp_path):
