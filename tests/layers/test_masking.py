@@ -130,3 +130,15 @@ def test_an_empty_sequence_gives_zeros_not_nan():
     with torch.no_grad():
         out = net(torch.tensor([[0] * T, [1] * T]))
     assert torch.isfinite(out).all() and out[0].abs().sum() == 0
+
+
+def test_a_recurrent_layer_skips_masked_steps_anywhere_in_the_row():
+    """Gaps (ids 0 inside a sequence) are skipped with the state carried over them: the result equals
+    the sequence with those steps removed, and the output sequence is 0 at the gaps."""
+    _, net = model([{"type": "gru", "units": 4, "return_sequences": True}])
+    row = torch.tensor([[0, 5, 0, 7, 3, 0, 9]])
+    with torch.no_grad():
+        out = net(row)[0]
+        alone = net(torch.tensor([[5, 7, 3, 9]]))[0]
+    torch.testing.assert_close(out[[1, 3, 4, 6]], alone, rtol=0, atol=1e-6)
+    assert out[[0, 2, 5]].abs().sum() == 0
