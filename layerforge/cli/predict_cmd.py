@@ -56,9 +56,11 @@ def predict(
         flat = [result.valid(result.predictions, i).reshape(-1) for i in range(n)]
         true = [result.valid(result.targets, i).reshape(-1) for i in range(n)] if true is not None else None
     for i in range(min(n, SHOW_ROWS)):
-        row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None)]
+        row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None,
+                                               result.text_unit)]
         if true is not None:
-            row.append(_pred_text(true[i], result.kind, result.class_names, true_names[i] if true_names else None))
+            row.append(_pred_text(true[i], result.kind, result.class_names, true_names[i] if true_names else None,
+                                  result.text_unit))
             row.append("" if result.kind == "real" else ("✓" if (flat[i] == true[i]).all() else "✗"))
         if all_probs:
             row += [f"{p:.3f}" for p in probs[i]]
@@ -78,11 +80,12 @@ def predict(
         console.print(f"wrote {result.output}", soft_wrap=True, markup=False)  # a path stays whole, to copy
 
 
-def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None) -> str:
+def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None,
+               text_unit: str | None = None) -> str:
     if name is not None:
         return f"{name} ({int(pred[0])})" if str(name) != str(int(pred[0])) else str(name)
-    if kind == "class" and len(pred) > 1 and class_names and all(len(c) == 1 for c in class_names):
-        text = "".join(class_names[int(v)] for v in pred)  # a character model: show the text
+    if kind == "class" and len(pred) > 1 and class_names and text_unit is not None:
+        text = ("" if text_unit == "character" else " ").join(class_names[int(v)] for v in pred)  # show the text
         return repr(text[:60] + ("…" if len(text) > 60 else ""))
     vals = [int(v) if kind != "real" else float(v) for v in pred]
     text = " ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals[:12])

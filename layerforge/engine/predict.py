@@ -36,6 +36,7 @@ class PredictResult:
     scored: int | None = None  # how many predictions the accuracy counts
     lengths: "np.ndarray | None" = None  # per-step outputs of variable-length sequences: valid steps per row
     padding: str = "post"  # where those sequences' padding sits (the input's layout: post or pre)
+    text_unit: str | None = None  # a text model's class ids are tokens: "character" or "word"
 
     def valid(self, arr: "np.ndarray", i: int) -> "np.ndarray":
         """Row ``i`` of a per-step array at its sequence's true length (the whole row without lengths)."""
@@ -139,6 +140,8 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     if head.kind == "binary" and not class_names:
         class_names = ["0", "1"]
     result = PredictResult(head.kind, pred.numpy(), probs, class_names, rows, which, notes=notes)
+    if meta.get("task") == "language_model" and meta.get("vocab"):
+        result.text_unit = "word" if meta.get("tokenizer") == "word" else "character"
     per_step = (lengths is not None and len(head.out_shape) >= 2 and not multi and x.dim() >= 2
                 and head.out_shape[0] == x.shape[1])  # one output per input step
     if per_step:  # padded steps carry no prediction: -1 (classes) or NaN, and the rows know their lengths
