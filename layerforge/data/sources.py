@@ -75,14 +75,15 @@ def _text_sources(texts: list[tuple[str, str]], ds: DataSpec, facts: ModelFacts,
     seq_len = default_seq_len(ds, facts, DEFAULT_TEXT_SEQ_LEN)
     if ds.tokenizer == "word":
         tokens = [words(t, ds.text_standardize) for t, _ in texts]
-        tokenizer = Tokenizer("word", build_word_vocab(tokens[0][: _train_tokens(len(tokens[0]), seq_len, ds, texts[0][1])],
-                                                       ds.max_tokens), ds.text_standardize)
+        train = tokens[0][: _train_tokens(len(tokens[0]), seq_len, ds, texts[0][1])]
+        tokenizer = Tokenizer("word", build_word_vocab(train, ds.max_tokens), ds.text_standardize)
+        encoded = [tokenizer.ids(t) for t in tokens]
     else:
         tokenizer = Tokenizer("char", build_vocab(*(t for t, _ in texts)))
+        encoded = [tokenizer.encode(text, where) for text, where in texts]
     vocab, unit = tokenizer.vocab, tokenizer.unit
     raws, count = [], 0
-    for text, where in texts:
-        ids = tokenizer.encode(text, where)
+    for ids, (_, where) in zip(encoded, texts):
         count += len(ids)
         x, y = windows(ids, seq_len, where, unit)
         raws.append(RawData(x={"input": x}, y=y, where=where, default_task="language_model",

@@ -25,14 +25,14 @@ from ..errors import DataError
 
 PAD, OOV = "", "[UNK]"  # word ids 0 and 1, as Keras' TextVectorization
 PUNCTUATION = string.punctuation  # the characters of Keras' strip regex (ASCII only)
-STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 _LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # tf.strings.lower: ASCII only
 _STRIP = str.maketrans("", "", PUNCTUATION)
 _SPACE = re.compile(r"[ \t\n\r\v\f]+")  # tf.strings.split's whitespace
 
 
 def words(text: str, standardize: str = "lower_and_strip_punctuation") -> list[str]:
-    """The words of ``text`` the way Keras' TextVectorization splits it (``standardize``: one of STANDARDIZE)."""
+    """The words of ``text`` the way Keras' TextVectorization splits it (``standardize``: data.text_standardize's
+    values, Keras' names)."""
     if standardize in ("lower", "lower_and_strip_punctuation"):
         text = text.translate(_LOWER)
     if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
