@@ -52,10 +52,15 @@ def predict(
         positive = result.class_names[1] if result.class_names and len(result.class_names) == 2 else "1"
         cols.append("probability" if result.kind == "class" else f"p({positive})")
     rows = []
+    if result.lengths is not None:  # variable-length sequences: each row at its true length
+        flat = [result.valid(result.predictions, i).reshape(-1) for i in range(n)]
+        true = [result.valid(result.targets, i).reshape(-1) for i in range(n)] if true is not None else None
     for i in range(min(n, SHOW_ROWS)):
-        row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None)]
+        row = [result.row_names[i], _pred_text(flat[i], result.kind, result.class_names, names[i] if names else None,
+                                               result.text_unit)]
         if true is not None:
-            row.append(_pred_text(true[i], result.kind, result.class_names, true_names[i] if true_names else None))
+            row.append(_pred_text(true[i], result.kind, result.class_names, true_names[i] if true_names else None,
+                                  result.text_unit))
             row.append("" if result.kind == "real" else ("✓" if (flat[i] == true[i]).all() else "✗"))
         if all_probs:
             row += [f"{p:.3f}" for p in probs[i]]
@@ -67,18 +72,20 @@ def predict(
     if n > SHOW_ROWS:
         console.print(f"... {n - SHOW_ROWS:,} more rows" + ("" if output else " (use --output FILE to write them all)"))
     if result.accuracy is not None:
-        hits = int(round(result.accuracy * result.targets.size))
-        console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {result.targets.size:,} predictions "
-                      "match the input's labels")
+        scored = result.scored if result.scored is not None else result.targets.size
+        hits = int(round(result.accuracy * scored))
+        console.print(f"accuracy [bold]{result.accuracy:.4f}[/]: {hits:,} of {scored:,} predictions "
+                      "match the input's labels" + (" (padded steps not counted)" if result.lengths is not None else ""))
     if result.output:
         console.print(f"wrote {result.output}", soft_wrap=True, markup=False)  # a path stays whole, to copy
 
 
-def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None) -> str:
+def _pred_text(pred, kind: str, class_names: list[str] | None, name: str | None = None,
+               text_unit: str | None = None) -> str:
     if name is not None:
         return f"{name} ({int(pred[0])})" if str(name) != str(int(pred[0])) else str(name)
-    if kind == "class" and len(pred) > 1 and class_names and all(len(c) == 1 for c in class_names):
-        text = "".join(class_names[int(v)] for v in pred)  # a character model: show the text
+    if kind == "class" and len(pred) > 1 and class_names and text_unit is not None:
+        text = ("" if text_unit == "character" else " ").join(class_names[int(v)] for v in pred)  # show the text
         return repr(text[:60] + ("…" if len(text) > 60 else ""))
     vals = [int(v) if kind != "real" else float(v) for v in pred]
     text = " ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in vals[:12])

@@ -42,21 +42,22 @@ def _to(x: Inputs, device: Any) -> Inputs:
 class Split:
     """One split held in memory: inputs ``x`` (tensor or dict of tensors) and targets ``y``.
 
-    Variable-length sequences carry ``lengths`` (valid steps per sample; x is padded with 0 at the end):
-    each batch is then cut to its longest sequence, and ``bucket`` makes shuffled batches of samples of
-    similar length (see :mod:`layerforge.data.ragged`)."""
+    Variable-length sequences carry ``lengths`` (valid steps per sample; x is padded with 0 at the end, or
+    at the start with ``padding`` pre): each batch is then cut to its longest sequence, and ``bucket``
+    makes shuffled batches of samples of similar length (see :mod:`layerforge.data.ragged`)."""
 
     x: Inputs
     y: "torch.Tensor"
     lengths: "torch.Tensor | None" = None
     bucket: bool = False
+    padding: str = "post"
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def to(self, device: Any) -> "Split":
         lengths = None if self.lengths is None else self.lengths.to(device)
-        return Split(_to(self.x, device), self.y.to(device), lengths, self.bucket)
+        return Split(_to(self.x, device), self.y.to(device), lengths, self.bucket, self.padding)
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: "torch.Generator | None" = None, drop_last: bool = False
@@ -101,13 +102,15 @@ class Split:
         batches = [order[i : i + batch_size] for i in range(0, stop, batch_size)]
         if shuffle and self.bucket:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        full = self._padded_steps()
         for idx in batches:
             t = max(int(lengths[idx].max()), 1)
+            steps = slice(full - t, full) if self.padding == "pre" else slice(0, t)  # where the valid steps lie
             idx = idx.to(self.y.device)
             x = _index(self.x, idx)
-            x = {k: v[:, :t] for k, v in x.items()} if isinstance(x, dict) else x[:, :t]
+            x = {k: v[:, steps] for k, v in x.items()} if isinstance(x, dict) else x[:, steps]
             y = self.y[idx]
-            yield x, (y[:, :t] if y.dim() >= 2 and y.shape[1] == self._padded_steps() else y)
+            yield x, (y[:, steps] if y.dim() >= 2 and y.shape[1] == full else y)
 
     def _padded_steps(self) -> int:
         x = self.x if not isinstance(self.x, dict) else next(iter(self.x.values()))

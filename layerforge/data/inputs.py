@@ -18,10 +18,10 @@ from .bundle import Inputs, Split
 from .fit import ModelFacts, fit_input, match_names
 from .images import IMAGE_EXTS, list_images, load_images, read_image_folder
 from .labels import CLASS_TASKS, class_ids
-from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv
+from .ragged import attach_npz_lengths, mask_step_targets, read_sequence_csv, truncated_note
 from .raw import RawData, check_finite
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
-from .text import encode, input_windows, windows
+from .text import Tokenizer, input_windows, windows
 from .transforms import transform_from_state
 
 if TYPE_CHECKING:
@@ -46,31 +46,35 @@ def _read_images(path: Path, where: str, meta: dict[str, Any]) -> RawData:
 
 
 def _read_text(path: Path, where: str, meta: dict[str, Any], targets: bool) -> RawData:
-    """Windows of the training seq_len. For evaluation (``targets``) non-overlapping (x, y) windows, the
-    tail that fills no window noted; for prediction windows covering every character, the last one
-    overlapping its neighbour when needed (noted), named by the characters they hold."""
+    """Windows of the training seq_len, tokenised as in training (characters or words, the saved vocabulary).
+    For evaluation (``targets``) non-overlapping (x, y) windows, the tail that fills no window noted; for
+    prediction windows covering every token, the last one overlapping its neighbour when needed (noted),
+    named by the tokens they hold."""
     vocab, seq_len = meta.get("vocab"), meta.get("seq_len")
     if not vocab or not seq_len:
         raise DataError(f"{where}: this model was not trained on text, so a text file cannot be its input",
                         hint="give the input in the format the model was trained on (CSV, NPZ, NPY or images)")
-    ids = encode(read_text(path, where), list(vocab), where)
+    tokenizer = Tokenizer.from_meta(meta)
+    unit = tokenizer.unit
+    ids = tokenizer.encode(read_text(path, where), where)
     notes: list[str] = []
     if targets:
-        x, y = windows(ids, seq_len, where)
+        x, y = windows(ids, seq_len, where, unit)
         starts = [i * seq_len for i in range(len(x))]
         tail = len(ids) - 1 - x.size
         if tail:
-            notes.append(f"the last {tail} characters are not scored: they do not fill a window of {seq_len} "
+            notes.append(f"the last {tail} {unit}s are not scored: they do not fill a window of {seq_len} "
                          "(+1 for the target)")
     else:
-        (x, starts), y = input_windows(ids, seq_len, where), None
+        (x, starts), y = input_windows(ids, seq_len, where, unit), None
         if len(ids) % seq_len:
-            notes.append(f"the last window (characters {starts[-1]}–{len(ids) - 1}) overlaps the one before by "
-                         f"{seq_len - len(ids) % seq_len} characters, so that the text's last "
-                         f"{len(ids) % seq_len} characters are predicted too")
+            notes.append(f"the last window ({unit}s {starts[-1]}–{len(ids) - 1}) overlaps the one before by "
+                         f"{seq_len - len(ids) % seq_len} {unit}s, so that the text's last "
+                         f"{len(ids) % seq_len} {unit}s are predicted too")
     raw = RawData(x={"input": x}, y=y, where=where, ids=True, vocab_size=len(vocab))
     raw.meta["notes"] = notes
-    raw.meta["rows"] = [f"chars {s}–{s + seq_len - 1}" for s in starts]
+    short = "chars" if unit == "character" else "words"
+    raw.meta["rows"] = [f"{short} {s}–{s + seq_len - 1}" for s in starts]
     return raw
 
 
@@ -86,13 +90,17 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
     if fmt == "csv" and meta.get("sequence_column"):
         shape = next(iter(facts.inputs.values()))
         raw = read_sequence_csv(path, where, meta.get("target"), meta["sequence_column"], None, shape[0],
-                                shape[1] if len(shape) == 2 else None, need_target=False)
+                                shape[1] if len(shape) == 2 else None, need_target=False,
+                                padding=meta.get("padding", "post"),
+                                tokenize=Tokenizer.from_meta(meta).tokenize_cells if meta.get("tokenizer") == "word" else None)
+        if raw.meta.get("truncated"):
+            raw.meta["notes"] = [truncated_note(raw.meta["truncated"], shape[0])]
     elif fmt == "csv":
         raw = read_csv(path, where, meta.get("target"), meta.get("features"), None, need_target=False)
     elif fmt == "npz":
         raw = read_npz(path, where, inputs, meta.get("target") if meta.get("source") == "npz" else None, need_target=False)
         if meta.get("lengths_array"):
-            attach_npz_lengths(raw, path, where, meta["lengths_array"])
+            attach_npz_lengths(raw, path, where, meta["lengths_array"], meta.get("padding", "post"))
     elif fmt == "npy":
         raw = read_npy(path, where, None, None, need_target=False)
     elif fmt == "text":
@@ -105,7 +113,7 @@ def read_input_file(path: Path, facts: ModelFacts, meta: dict[str, Any],
 def _encode_y(raw: RawData, meta: dict[str, Any], task: str, num_classes: int | None) -> np.ndarray | None:
     if raw.y is None:
         return None
-    if task in CLASS_TASKS:
+    if task in CLASS_TASKS and not (task == "sequence" and meta.get("num_classes") is None):  # else real per-step values
         names = meta.get("class_names")
         if raw.y.dtype.kind in "US" and names is None:
             raise DataError(f"{raw.where}: text labels, but the model was trained on numeric classes",
@@ -146,7 +154,8 @@ def load_inputs(path: Path, facts: ModelFacts, transform_state: dict[str, Any] |
         rows = [f"sample {i}" for i in range(n)]
     lengths = None if raw.lengths is None else torch.from_numpy(raw.lengths)
     info = {"file": str(path), "format": fmt, "num_samples": n, "row_names": rows,
-            "y": torch.from_numpy(y) if y is not None else None, "notes": notes, "lengths": lengths}
+            "y": torch.from_numpy(y) if y is not None else None, "notes": notes, "lengths": lengths,
+            "padding": raw.padding}
     return xs, info
 
 
@@ -210,5 +219,5 @@ def load_split(path: Path, facts: ModelFacts, transform_state: dict[str, Any] | 
                         hint="include the targets, or use `layerforge predict` for unlabelled inputs")
     y, lengths = info["y"], info["lengths"]
     if lengths is not None:  # padded per-step targets are not scored (data.ragged)
-        y = torch.from_numpy(mask_step_targets(y.numpy(), lengths.numpy()))
-    return Split(x, y, lengths)
+        y = torch.from_numpy(mask_step_targets(y.numpy(), lengths.numpy(), str(meta.get("task", "")), info["padding"]))
+    return Split(x, y, lengths, padding=info["padding"])

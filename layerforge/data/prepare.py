@@ -18,10 +18,11 @@ from ..errors import DataError, KeyPath
 from .bundle import DataBundle, Split, Transform
 from .fit import ModelFacts, fit_input, match_names
 from .labels import check_output, encode_targets
-from .ragged import mask_step_targets
+from .ragged import mask_step_targets, truncated_note
 from .raw import RawData, check_finite
 from .synthetic import GENERATORS
-from .sources import Sources, check_task, read_sources, rng
+from .sources import Sources, check_task, read_sources
+from .splits import split_order, split_sizes  # noqa: F401 (split_sizes: part of this module's API)
 from .transforms import Standardize
 
 CHECK_ROWS = 256  # samples per file that check_data reads where a format allows reading part of it
@@ -30,19 +31,6 @@ if TYPE_CHECKING:
     import torch
 
     from ..spec.schema import Spec
-
-
-def split_sizes(n: int, val: float, test: float, where: str) -> tuple[int, int, int]:
-    """(train, val, test) counts; refuses a split that would leave a requested part empty."""
-    n_val, n_test = int(round(n * val)), int(round(n * test))
-    n_train = n - n_val - n_test
-    if n_train < 1 or (val > 0 and n_val < 1) or (test > 0 and n_test < 1):
-        raise DataError(
-            f"{where}: {n} sample{'s' if n != 1 else ''} are too few for val {val} + test {test} "
-            f"(train would get {n_train}, val {n_val}, test {n_test})",
-            hint="use more data, smaller val/test fractions, or set val: 0 / test: 0",
-        )
-    return n_train, n_val, n_test
 
 
 def _tensors(raw: RawData, idx: np.ndarray | None = None) -> tuple[dict[str, "torch.Tensor"], "torch.Tensor"]:
@@ -98,9 +86,11 @@ def _read_and_fit(spec: "Spec", facts: ModelFacts, base: Path, limit: int | None
                                              notes if r is main else [])
             check_finite(r.x[name], r.where, "the inputs" if len(r.x) == 1 else f"input '{name}'", rows=r)
     num_classes = _at(("model", "outputs"), check_output, facts, task, num_classes, main.y, main.where, notes)
+    if main.meta.get("truncated"):
+        notes.append(truncated_note(main.meta["truncated"], next(iter(main.x.values())).shape[1]))
     for r in raws:
         if r.lengths is not None and r.y is not None:
-            r.y = mask_step_targets(r.y, r.lengths)  # padded steps: -100, skipped by losses and metrics
+            r.y = mask_step_targets(r.y, r.lengths, task, r.padding)  # padded steps: -100 / NaN, skipped by losses and metrics
     return _Fitted(src, task, raws, num_classes, class_names, encodings, notes)
 
 
@@ -142,15 +132,9 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
     # Shuffle (seeded), cap, split. Text windows keep their order so no split leaks into another.
     n = len(main)
     shuffled = ds.shuffle and not src.contiguous
-    order = rng(spec.seed, 1).permutation(n) if shuffled else np.arange(n)
-    is_generated = ds.dataset in GENERATORS
-    if ds.num_samples is not None and not is_generated and ds.num_samples < n:
-        order = order[: ds.num_samples]
-        notes.append(f"using {ds.num_samples} of {n} samples (data.num_samples)")
-    val_frac = ds.val_fraction
-    test_frac = 0.0 if ds.test_path else ds.test
-    n_train, n_val, n_test = split_sizes(len(order), val_frac, test_frac, where)
-    parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    order, parts = split_order(n, ds, spec.seed, src.contiguous, ds.dataset in GENERATORS, where)
+    if len(order) < n:
+        notes.append(f"using {len(order)} of {n} samples (data.num_samples)")
 
     single = len(facts.inputs) == 1
     splits: dict[str, tuple[dict[str, Any], Any] | None] = {}
@@ -179,7 +163,8 @@ def load_data(spec: "Spec", facts: ModelFacts, base_dir: Path | None = None) -> 
             continue
         x, y = pair
         xs = transform.apply(next(iter(x.values())) if single else x)
-        bundle_splits[key] = Split(xs, y, lengths=lengths.get(key), bucket=ds.bucket and key == "train")
+        bundle_splits[key] = Split(xs, y, lengths=lengths.get(key), bucket=ds.bucket and key == "train",
+                                   padding=main.padding)
 
     meta = {
         "source": src.kind,

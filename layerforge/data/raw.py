@@ -31,6 +31,7 @@ class RawData:
     row_offset: int = 0  # CSV: the file line of sample 0 (2, after the header); 0 = report "sample i"
     meta: dict[str, Any] = field(default_factory=dict)
     lengths: np.ndarray | None = None  # variable-length sequences: valid steps per sample (x padded with 0)
+    padding: str = "post"  # where the padding of variable-length sequences sits: post (the end) or pre (the start)
 
     def __len__(self) -> int:
         return int(len(self.y) if self.y is not None else len(first(self.x)))

@@ -7,9 +7,9 @@ example for each source.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 # Built-in datasets: name → (kind, one-line description). Kept here (torch-free) so the schema can
 # validate names with a did-you-mean; layerforge.data.builtin implements them.
@@ -104,6 +104,23 @@ class DataSpec(BaseModel):
         default=False, description="Variable-length sequences: group samples of similar length into the same "
         "training batch (less padding per batch; the batch order stays shuffled).",
     )
+    tokenizer: Literal["char", "word"] = Field(
+        default="char", description="Text: 'char' (one id per character) or 'word' (Keras TextVectorization: "
+        "standardised, split on whitespace; id 0 = padding, 1 = [UNK], then words by frequency).",
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=3, description="tokenizer: word: the vocabulary size, counting the padding and [UNK] ids "
+        "(as Keras' max_tokens); the most frequent training words are kept, the rest become [UNK]. Default: all.",
+    )
+    text_standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation", "none"] = Field(
+        default="lower_and_strip_punctuation", description="tokenizer: word: how text is standardised before "
+        "splitting (Keras' standardize: ASCII lowercase and/or ASCII punctuation removed).",
+    )
+    padding: Literal["post", "pre"] = Field(
+        default="post", description="Variable-length sequences: where the padding sits, 'post' (after the steps) "
+        "or 'pre' (before them, Keras pad_sequences' default); an NPZ with lengths must say how its x was padded. "
+        "Masked layers give the same results either way (docs/sequences.md).",
+    )
     image_size: list[PositiveInt] | None = Field(
         default=None,
         description="Image folders: resize every image to [height, width] (default: the model's input_shape, "
@@ -148,6 +165,31 @@ class DataSpec(BaseModel):
     def _delim(cls, v: str | None) -> str | None:
         if v is not None and len(v) != 1:
             raise ValueError(f"must be a single character such as ',' or ';' (tab: \"\\t\"), got {v!r}")
+        return v
+
+    # Options that need another key: checked on the key itself, so the error points at its line.
+    @field_validator("tokenizer")
+    @classmethod
+    def _text_source(cls, v: str, info: ValidationInfo) -> str:
+        dataset = info.data.get("dataset")
+        if v == "word" and dataset is not None and dataset != "shakespeare":
+            raise ValueError(f"tokenizer: word reads text, and dataset '{dataset}' is not text (the text sources: "
+                             "dataset: shakespeare, a .txt path, a CSV text column as sequence_column)")
+        return v
+
+    @field_validator("max_tokens", "text_standardize")
+    @classmethod
+    def _word_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("tokenizer") != "word":
+            raise ValueError(f"{info.field_name} configures the word tokenizer; add tokenizer: word, or remove it")
+        return v
+
+    @field_validator("padding")
+    @classmethod
+    def _ragged_only(cls, v: str, info: ValidationInfo) -> str:
+        if v == "pre" and info.data.get("sequence_column") is None and info.data.get("lengths") is None:
+            raise ValueError("padding: pre applies to variable-length sequences; set sequence_column (CSV) or "
+                             "lengths (NPZ) too, or remove padding")
         return v
 
     @model_validator(mode="after")

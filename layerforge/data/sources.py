@@ -17,11 +17,12 @@ from . import builtin, synthetic
 from .fileio import check_memory
 from .fit import ModelFacts
 from .images import read_image_folder
-from .ragged import attach_npz_lengths, read_sequence_csv
+from .ragged import Tokenize, attach_npz_lengths, read_sequence_csv
 from .raw import RawData, display
 from .readers import detect_format, read_csv, read_npy, read_npz, read_text, require_file
 from .schema import DataSpec
-from .text import build_vocab, encode, windows
+from .splits import split_order
+from .text import Tokenizer, build_vocab, build_word_vocab, windows, words
 
 GENERATED_BYTES_PER_STEP = 48  # the generators' working arrays, per sample and step (measured peak: 42, adding)
 ALL_TASKS = ("classification", "regression", "sequence_classification", "sequence", "language_model")
@@ -38,11 +39,6 @@ class Sources:
     standardize: bool = True  # default for data.standardize
     contiguous: bool = False  # split in order (text windows), never shuffled across splits
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def rng(seed: int, stream: int) -> np.random.Generator:
-    """Independent seeded streams (0: generators, 1: shuffling) from the spec's seed."""
-    return np.random.default_rng([seed % (1 << 64), stream])
 
 
 def check_task(task: str | None, allowed: tuple[str, ...], where: str) -> str:
@@ -73,21 +69,53 @@ def image_target(ds: DataSpec, facts: ModelFacts) -> tuple[tuple[int, int] | Non
 
 
 def _text_sources(texts: list[tuple[str, str]], ds: DataSpec, facts: ModelFacts, kind: str) -> Sources:
-    """Character windows from (text, where) pairs: main, then optional val/test texts."""
+    """Token windows from (text, where) pairs: main, then optional val/test texts. Characters: the vocabulary
+    is every character of every text; words: the words of the training windows only (the validation and
+    test text's own words become [UNK], as after Keras' ``adapt`` on the training data)."""
     seq_len = default_seq_len(ds, facts, DEFAULT_TEXT_SEQ_LEN)
-    vocab = build_vocab(*(t for t, _ in texts))
-    raws = []
-    for text, where in texts:
-        x, y = windows(encode(text, vocab, where), seq_len, where)
+    if ds.tokenizer == "word":
+        tokens = [words(t, ds.text_standardize) for t, _ in texts]
+        train = tokens[0][: _train_tokens(len(tokens[0]), seq_len, ds, texts[0][1])]
+        tokenizer = Tokenizer("word", build_word_vocab(train, ds.max_tokens), ds.text_standardize)
+        encoded = [tokenizer.ids(t) for t in tokens]
+    else:
+        tokenizer = Tokenizer("char", build_vocab(*(t for t, _ in texts)))
+        encoded = [tokenizer.encode(text, where) for text, where in texts]
+    vocab, unit = tokenizer.vocab, tokenizer.unit
+    raws, count = [], 0
+    for ids, (_, where) in zip(encoded, texts):
+        count += len(ids)
+        x, y = windows(ids, seq_len, where, unit)
         raws.append(RawData(x={"input": x}, y=y, where=where, default_task="language_model",
-                            task_reason="a text corpus (next-character prediction)", ids=True, vocab_size=len(vocab)))
+                            task_reason=f"a text corpus (next-{unit} prediction)", ids=True, vocab_size=len(vocab)))
     main = raws[0]
     main.class_names = vocab
     it = iter(raws[1:])
     val = next(it) if ds.val_path else None
     test = next(it) if ds.test_path else None
     return Sources(main, val, test, kind, ("language_model",), False, True,
-                   {"vocab": vocab, "seq_len": seq_len, "characters": sum(len(t) for t, _ in texts)})
+                   {**tokenizer.meta(), "seq_len": seq_len, f"{unit}s": count})
+
+
+def _train_tokens(n_tokens: int, seq_len: int, ds: DataSpec, where: str) -> int:
+    """How many leading tokens of the main text the training windows cover (text splits keep their order)."""
+    n = (n_tokens - 1) // seq_len
+    if n < 1:
+        return n_tokens  # too short for a window: windows() reports it
+    _, parts = split_order(n, ds, 0, contiguous=True, generated=False, where=where)
+    return len(parts["train"]) * seq_len + 1
+
+
+def _word_rows(ds: DataSpec, seed: int, where: str) -> Tokenize:
+    """Tokenize a CSV text column (data.tokenizer: word) with a vocabulary of the training rows' words:
+    the rows the split will give to training (same seed, same rule), as Keras' ``adapt`` on them."""
+    def tokenize(cells: list[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        toks = [words(c, ds.text_standardize) for c in cells]
+        _, parts = split_order(len(toks), ds, seed, contiguous=False, generated=False, where=where)
+        seen = [w for i in parts["train"] for w in toks[i]]
+        tokenizer = Tokenizer("word", build_word_vocab(seen, ds.max_tokens), ds.text_standardize)
+        return [tokenizer.ids(t) for t in toks], tokenizer.meta()
+    return tokenize
 
 
 def _generator(ds: DataSpec, seed: int, facts: ModelFacts, limit: int | None = None) -> Sources:
@@ -127,16 +155,18 @@ def _resolve(base: Path, p: str) -> Path:
 
 
 def read_file(path: Path, fmt: str, ds: DataSpec, facts: ModelFacts, base: Path, features: list[str] | None,
-              target_path: Path | None = None, limit: int | None = None) -> RawData:
-    """One user file (main, val or test) in format ``fmt`` (not text; see :func:`read_sources`)."""
+              target_path: Path | None = None, limit: int | None = None, tokenize: Tokenize | None = None) -> RawData:
+    """One user file (main, val or test) in format ``fmt`` (not text; see :func:`read_sources`);
+    ``tokenize``: how a CSV text column becomes word ids (data.tokenizer: word)."""
     where = display(path, base)
     if fmt == "csv" and ds.sequence_column is not None:
         shape = next(iter(facts.inputs.values()))
         return read_sequence_csv(path, where, ds.target, ds.sequence_column, ds.delimiter, shape[0],
-                                 shape[1] if len(shape) == 2 else None, limit=limit)
+                                 shape[1] if len(shape) == 2 else None, limit=limit, padding=ds.padding,
+                                 tokenize=tokenize)
     if fmt == "npz" and ds.lengths is not None:
         raw = read_npz(path, where, list(facts.inputs), ds.target)
-        attach_npz_lengths(raw, path, where, ds.lengths)
+        attach_npz_lengths(raw, path, where, ds.lengths, ds.padding)
         return raw
     if ds.sequence_column is not None or ds.lengths is not None:
         key = "sequence_column" if ds.sequence_column is not None else "lengths"
@@ -190,10 +220,20 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts, limit: 
         src = _text_sources(texts, ds, facts, "text")
         src.meta["files"] = [str(p) for p in paths.values()]
         return src
+    words_from = None
+    if ds.tokenizer == "word":
+        if fmt != "csv" or ds.sequence_column is None:
+            raise DataError(f"{display(paths['path'], base)}: data.tokenizer: word reads text, and this file is {fmt}"
+                            + (" without data.sequence_column" if fmt == "csv" else ""),
+                            hint="give a .txt corpus (or format: text), or a CSV with its text column as "
+                                 "data.sequence_column; or remove tokenizer", path=("data", "tokenizer"))
+        words_from = _word_rows(ds, seed, display(paths["path"], base))
     if target_path is not None and fmt != "npy":
         raise DataError(f"{display(paths['path'], base)}: data.target_path is only for .npy inputs",
                         hint="for CSV name the label column with data.target; for NPZ store y in the archive")
-    main = read_file(paths["path"], fmt, ds, facts, base, ds.features, target_path, limit)
+    main = read_file(paths["path"], fmt, ds, facts, base, ds.features, target_path, limit, words_from)
+    if words_from is not None:  # val/test files: the training vocabulary
+        words_from = Tokenizer.from_meta(main.meta).tokenize_cells
     extra: dict[str, RawData] = {}
     for key in ("val_path", "test_path"):
         if key in paths:
@@ -201,7 +241,8 @@ def read_sources(ds: DataSpec, seed: int, base: Path, facts: ModelFacts, limit: 
             if f == "npy":
                 raise DataError(f"{display(paths[key], base)}: a .npy file holds one array, so data.{key} has no targets",
                                 hint="save the split as .npz with x and y: np.savez('val.npz', x=x, y=y)")
-            extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"), limit=limit)
+            extra[key] = read_file(paths[key], f, ds, facts, base, main.meta.get("features"), limit=limit,
+                                   tokenize=words_from)
     tasks = {"csv": ("classification", "regression"), "images": ("classification",)}.get(fmt, ALL_TASKS)
     if ds.sequence_column is not None:
         tasks = ("sequence_classification", "regression")

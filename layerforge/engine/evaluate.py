@@ -154,13 +154,15 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     from ..data.bundle import Split
 
     x = {k: laid_out(v, speed) for k, v in target.x.items()} if isinstance(target.x, dict) else laid_out(target.x, speed)
-    target = Split(x, prepare_targets(head, target.y, torch.float32), target.lengths).to(dev)
+    padded = target.lengths is not None
+    target = Split(x, prepare_targets(head, target.y, torch.float32, padded), target.lengths,
+                   padding=target.padding).to(dev)
     metrics = list(spec.train.metrics) if spec.train.metrics is not None else default_metrics(info.get("task", ""), head.kind)
     loss_spec = spec.train.loss
     loss_is_nll = head.loss == "cross_entropy" and not (loss_spec and (loss_spec.label_smoothing or loss_spec.class_weights))
     stats = EpochStats(head, metrics, len(target), dev, loss_is_nll)
     with run_flags(speed, None, spec.train.deterministic):
-        values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev),
+        values = evaluate_split(model, target, stats, build_loss(head, loss_spec, dev, padded),
                                 batch_size or spec.train.eval_batch_size or 4 * spec.train.batch_size,
                                 inference_mode=speed.inference_mode, seed=spec.seed)
     cm = stats.confusion()

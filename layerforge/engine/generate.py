@@ -1,7 +1,8 @@
-"""Text generation from a trained character language model: sample one character at a time.
+"""Text generation from a trained language model: sample one token (character, or word with
+``data.tokenizer: word``) at a time.
 
-The model reads a fixed window of T characters (its ``input_shape``) and predicts the next character at
-every position. Each step feeds the last T characters of prompt + generated text and samples from the
+The model reads a fixed window of T tokens (its ``input_shape``) and predicts the next token at
+every position. Each step feeds the last T tokens of prompt + generated text and samples from the
 logits at the last real position. A prompt shorter than T: for a causal model (an LSTM, causal attention)
 the prompt fills the first positions and the rest is padding that the prediction cannot see, which is
 exactly the model's natural short input; the first step checks this by changing the padding. A model
@@ -32,11 +33,12 @@ class GenerateResult:
     checkpoint: str
     causal: bool | None  # whether padding was invisible to the model (None: the prompt filled the window)
     notes: list[str] = field(default_factory=list)
+    unit: str = "character"  # what one token is: character, or word (data.tokenizer: word)
 
     def to_dict(self) -> dict[str, Any]:
         return {"prompt": self.prompt, "text": self.text, "tokens": self.tokens, "temperature": self.temperature,
                 "top_k": self.top_k, "seed": self.seed, "checkpoint": self.checkpoint, "causal": self.causal,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "unit": self.unit}
 
 
 def sample_next(logits: "torch.Tensor", temperature: float, top_k: int | None, gen: "torch.Generator") -> int:
@@ -74,14 +76,14 @@ class _Window:
 def generate(run_dir: str | Path, prompt: str, *, tokens: int = 200, temperature: float = 1.0, top_k: int | None = None,
              seed: int | None = None, checkpoint: str = "best", device: str = "auto",
              plugins: list[str] | None = None) -> GenerateResult:
-    """Continue ``prompt`` by ``tokens`` characters sampled from a trained language-model run (reopened
+    """Continue ``prompt`` by ``tokens`` characters (or words) sampled from a trained language-model run (reopened
     through :func:`~layerforge.engine.evaluate.load_trained`, as ``predict`` does; ``plugins``: extra plugin
     files, the run's own are recorded in its spec.yaml). ``seed`` drives the sampling (default: a fresh one,
     returned in the result); any randomness inside the model is drawn from the spec's seed, as in ``predict``."""
     import torch
 
     from ..data import transform_from_state
-    from ..data.text import encode
+    from ..data.text import Tokenizer
     from ..runtime import resolve_device, seeded
     from .evaluate import head_of, load_trained
 
@@ -99,17 +101,21 @@ def generate(run_dir: str | Path, prompt: str, *, tokens: int = 200, temperature
                               "or a .txt file)")
     head = head_of(run)
     seq_len = int(meta.get("seq_len") or head.out_shape[0])
-    if head.kind != "class" or head.out_shape != (seq_len, len(vocab)):
-        raise UsageError(f"the model's output {list(head.out_shape)} is not one logit per character per step "
+    if head.kind != "class" or len(head.out_shape) != 2 or head.out_shape[0] != seq_len or head.out_shape[1] < len(vocab):
+        raise UsageError(f"the model's output {list(head.out_shape)} is not one logit per token per step "
                          f"([{seq_len}, {len(vocab)}])", hint="the last layer must be dense with units = the vocabulary size")
+    # (more units than the vocabulary, e.g. units = max_tokens over a text with fewer words: those never win)
     dev = resolve_device(device)
     model.to(dev)
     onehot = "onehot" in dict(meta.get("input_encoding") or {}).values()
     window = _Window(model, seq_len, len(vocab), onehot, transform_from_state(run.load_transform()))
-    ids = [int(i) for i in encode(prompt, list(vocab), "the prompt")]
+    tokenizer = Tokenizer.from_meta(meta)
+    ids = [int(i) for i in tokenizer.encode(prompt, "the prompt")]
+    if not ids:
+        raise UsageError("the prompt holds no word once standardised", hint='give words to continue, e.g. --prompt "the king"')
     seed = int(torch.randint(0, 2**31 - 1, (1,))) if seed is None else seed
     gen = torch.Generator().manual_seed(seed)
-    pad = vocab.index(" ") if " " in vocab else 0
+    pad = vocab.index(" ") if tokenizer.kind == "char" and " " in vocab else 0  # words: the padding id
     causal, notes = None, []
     out: list[int] = []
     with torch.inference_mode(), seeded(spec.seed, dev):
@@ -122,8 +128,10 @@ def generate(run_dir: str | Path, prompt: str, *, tokens: int = 200, temperature
                 if not causal:
                     notes.append(f"the model reads ahead (changing the padding after the prompt changes its "
                                  f"prediction), so the prompt is left-padded; its first {seq_len - len(context)} "
-                                 f"predictions also see padding: give a prompt of {seq_len} characters to avoid it")
+                                 f"predictions also see padding: give a prompt of {seq_len} {tokenizer.unit}s to avoid it")
             logits, _ = window.logits(context, pad, left=not causal and len(context) < seq_len)
-            out.append(sample_next(logits.cpu(), temperature, top_k, gen))
-    text = "".join(vocab[i] for i in out)
-    return GenerateResult(prompt, text, tokens, temperature, top_k, seed, which, causal, notes)
+            out.append(sample_next(logits[: len(vocab)].cpu(), temperature, top_k, gen))
+    text = tokenizer.join(out)
+    if tokenizer.kind == "word" and out:
+        text = " " + text  # words: separated by spaces, from the prompt too (prompt + text reads on)
+    return GenerateResult(prompt, text, tokens, temperature, top_k, seed, which, causal, notes, tokenizer.unit)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
-__all__ = ["HEAD_OF_LOSS", "Head", "LossFn", "build_loss", "check_finite_or_raise", "prepare_targets", "resolve_head"]
+__all__ = ["HEAD_OF_LOSS", "Head", "LossFn", "build_loss", "check_finite_or_raise", "prepare_targets", "resolve_head",
+           "valid_targets"]
 
 
 def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_classes: int | None,
@@ -73,6 +74,7 @@ def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_c
         if numel(out_shape) != numel(y_shape) or (out_shape[-1:] != (1,) and out_shape != y_shape):
             raise DataError(f"{out_txt}, but bce needs one logit per target (targets: {y_shape} per sample)",
                             hint="give the last layer units: 1 and no activation (bce applies the sigmoid itself)")
+        y = valid_targets(y)  # padded steps of variable-length sequences
         if y.numel() and (float(y.min()) < 0 or float(y.max()) > 1):
             raise DataError("bce needs targets in [0, 1]", hint="use cross_entropy for more than two classes")
         return Head("binary", out_shape, 2, loss_name)
@@ -84,17 +86,68 @@ def resolve_head(task: str, out_shape: tuple[int, ...], y: "torch.Tensor", num_c
     return Head("real", out_shape, None, loss_name)
 
 
-def prepare_targets(head: Head, y: "torch.Tensor", dtype: "torch.dtype") -> "torch.Tensor":
-    """Cast/reshape a split's targets once so each step's loss is a plain call."""
+def valid_targets(y: "torch.Tensor") -> "torch.Tensor":
+    """The targets that are not padding: integer targets ≠ -100, real ones not NaN (flattened)."""
+    import torch
+
+    return y[~torch.isnan(y)] if torch.is_floating_point(y) else y[y != IGNORE]
+
+
+def prepare_targets(head: Head, y: "torch.Tensor", dtype: "torch.dtype", padded: bool = False) -> "torch.Tensor":
+    """Cast/reshape a split's targets once so each step's loss is a plain call. ``padded`` (variable-length
+    sequences): the padded steps of bce and regression targets become NaN (integer ones arrive as -100),
+    which the masked losses (:func:`build_loss` with ``masked``) and the metrics skip."""
     import torch
 
     if head.kind == "class":
         return y.to(torch.long)
-    return y.to(dtype).reshape(y.shape[0], *head.out_shape)
+    out = y.to(dtype)
+    if padded and not torch.is_floating_point(y):
+        out[y == IGNORE] = float("nan")
+    return out.reshape(y.shape[0], *head.out_shape)
 
 
-def build_loss(head: Head, spec: "LossSpec | None", device: "torch.device") -> LossFn:
-    """The loss as one closure ``(output, target) -> scalar`` specialised for the head (no branching per step)."""
+def build_loss(head: Head, spec: "LossSpec | None", device: "torch.device", masked: bool = False) -> LossFn:
+    """The loss as one closure ``(output, target) -> scalar`` specialised for the head (no branching per step).
+
+    ``masked`` (variable-length sequences): a bce or regression loss averages over the valid target
+    elements only (NaN targets mark padded steps, see :func:`prepare_targets`), Keras' masked mean
+    ``sum(loss · mask) / sum(mask)`` over the batch; cross_entropy skips -100 targets either way."""
+    if masked and head.loss != "cross_entropy":
+        return _masked_mean(_elementwise_loss(head.loss, spec, device))
+    return _plain_loss(head, spec, device)
+
+
+def _masked_mean(fn: Callable[..., "torch.Tensor"]) -> LossFn:
+    """``fn(out, y, reduction="none")`` averaged over the elements whose target is not NaN (0 when none is)."""
+    import torch
+
+    def loss(out: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+        valid = ~torch.isnan(y)
+        per = fn(out, y.nan_to_num(0.0), reduction="none")  # same shape as y; padded elements are dropped below
+        return (per * valid).sum() / valid.sum().clamp(min=1)
+
+    return loss
+
+
+def _elementwise_loss(name: str, spec: "LossSpec | None", device: "torch.device") -> Callable[..., "torch.Tensor"]:
+    """The bce / mse / mae / huber function with its options, taking torch's ``reduction`` keyword."""
+    import torch
+    import torch.nn.functional as F
+
+    if name == "bce":
+        pos = torch.tensor(spec.pos_weight, device=device) if spec and spec.pos_weight else None
+        return lambda out, y, reduction: F.binary_cross_entropy_with_logits(out, y, pos_weight=pos, reduction=reduction)
+    if name == "mse":
+        return F.mse_loss
+    if name == "mae":
+        return F.l1_loss
+    delta = spec.delta if spec else 1.0
+    return lambda out, y, reduction: F.huber_loss(out, y, delta=delta, reduction=reduction)
+
+
+def _plain_loss(head: Head, spec: "LossSpec | None", device: "torch.device") -> LossFn:
+    """The loss averaged over every element (cross_entropy: over the targets that are not -100)."""
     import torch
     import torch.nn.functional as F
 
@@ -108,17 +161,10 @@ def build_loss(head: Head, spec: "LossSpec | None", device: "torch.device") -> L
                 return F.cross_entropy
             return lambda out, y: F.cross_entropy(out, y, weight=weight, label_smoothing=smoothing)
         return lambda out, y: F.cross_entropy(out.reshape(-1, c), y.reshape(-1), weight=weight, label_smoothing=smoothing)
-    if name == "bce":
-        pos = torch.tensor(spec.pos_weight, device=device) if spec and spec.pos_weight else None
-        if pos is None:
-            return F.binary_cross_entropy_with_logits
-        return lambda out, y: F.binary_cross_entropy_with_logits(out, y, pos_weight=pos)
-    if name == "mse":
-        return F.mse_loss
-    if name == "mae":
-        return F.l1_loss
-    delta = spec.delta if spec else 1.0
-    return lambda out, y: F.huber_loss(out, y, delta=delta)
+    if name in ("mse", "mae") or name == "bce" and not (spec and spec.pos_weight):
+        return {"mse": F.mse_loss, "mae": F.l1_loss, "bce": F.binary_cross_entropy_with_logits}[name]
+    fn = _elementwise_loss(name, spec, device)
+    return lambda out, y: fn(out, y, reduction="mean")
 
 
 def check_finite_or_raise(losses: "torch.Tensor", epoch: int, first_step: int, steps_per_epoch: int) -> None:

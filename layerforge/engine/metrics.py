@@ -152,12 +152,13 @@ class EpochStats:
         """(predicted class, true class, logits or None), flattened over positions."""
         import torch
 
-        y = _cat_rows(self.targets, 1).reshape(-1).long()
+        y = _cat_rows(self.targets, 1).reshape(-1)
         # Padded steps of variable-length sequences are not scored; only per-step targets can have them, and a
         # boolean selection costs more than the rest of the epoch's metrics, so it runs only where one is padded.
-        keep = (y != IGNORE) if self.head.positions > 1 else None
+        keep = _valid(y) if self.head.positions > 1 else None
         if keep is not None and bool(keep.all()):
             keep = None
+        y = y.nan_to_num(IGNORE).long()
         if self.keep_logits and self.head.kind == "class":
             logits = _cat_rows(self.outs, self.head.num_classes)
             if keep is not None:
@@ -203,13 +204,17 @@ class EpochStats:
                 if logits is not None:
                     hit = (logits.topk(k, -1).indices == y.reshape(-1, 1)).any(-1)
                 else:
-                    every = torch.cat([t.reshape(-1) for t in self.targets]) != IGNORE
+                    every = _valid(torch.cat([t.reshape(-1) for t in self.targets]))
                     hit = torch.cat(self.hits, 1)[j][every]
                 vals[f"top_{k}"] = hit.double().mean()
         if self.store_real:
             wd = self.head.width
             out = _cat_rows(self.outs, wd).double()
             y = _cat_rows(self.targets, wd).double()
+            if self.head.positions > 1:  # padded steps of variable-length sequences (NaN targets)
+                keep = ~torch.isnan(y).any(-1)
+                if not bool(keep.all()):
+                    out, y = out[keep], y[keep]
             vals.update(_real_metrics(out, y))
         keys = list(vals)
         host = torch.stack([vals[k].reshape(()) for k in keys]).tolist()
@@ -232,6 +237,13 @@ class EpochStats:
         pred, y, _ = self._class_rows()
         c = self.head.num_classes
         return torch.bincount(y * c + pred, minlength=c * c).reshape(c, c).cpu()
+
+
+def _valid(y: "torch.Tensor") -> "torch.Tensor":
+    """Which targets are scored: not -100 (integer) and not NaN (bce targets of padded steps)."""
+    import torch
+
+    return ~torch.isnan(y) if torch.is_floating_point(y) else y != IGNORE
 
 
 def _class_metrics(cm: "torch.Tensor") -> dict[str, "torch.Tensor"]:

@@ -18,6 +18,7 @@ from .rundir import DATA
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 
 @dataclass
@@ -31,7 +32,18 @@ class PredictResult:
     output: Path | None = None
     notes: list[str] = field(default_factory=list)
     targets: "np.ndarray | None" = None  # the true labels/values, when the input file has them
-    accuracy: float | None = None  # of class predictions against ``targets``
+    accuracy: float | None = None  # of class predictions against ``targets`` (padded steps not counted)
+    scored: int | None = None  # how many predictions the accuracy counts
+    lengths: "np.ndarray | None" = None  # per-step outputs of variable-length sequences: valid steps per row
+    padding: str = "post"  # where those sequences' padding sits (the input's layout: post or pre)
+    text_unit: str | None = None  # a text model's class ids are tokens: "character" or "word"
+
+    def valid(self, arr: "np.ndarray", i: int) -> "np.ndarray":
+        """Row ``i`` of a per-step array at its sequence's true length (the whole row without lengths)."""
+        if self.lengths is None:
+            return arr[i]
+        n, t = int(self.lengths[i]), arr.shape[1]
+        return arr[i, t - n:] if self.padding == "pre" else arr[i, :n]
 
     def _names(self, ids: "np.ndarray | None") -> list[Any] | None:
         if ids is None or self.kind == "real" or self.class_names is None or ids.ndim != 1:
@@ -47,17 +59,23 @@ class PredictResult:
         return self._names(self.targets)
 
     def to_dict(self, probabilities: bool = False) -> dict[str, Any]:
+        def rows(arr: "np.ndarray") -> list[Any]:  # per-step outputs of variable-length sequences: true lengths
+            return arr.tolist() if self.lengths is None else [self.valid(arr, i).tolist() for i in range(len(arr))]
+
         out: dict[str, Any] = {"kind": self.kind, "checkpoint": self.checkpoint, "rows": self.row_names,
-                               "predictions": self.predictions.tolist(), "output": str(self.output) if self.output else None}
+                               "predictions": rows(self.predictions), "output": str(self.output) if self.output else None}
+        if self.lengths is not None:
+            out["lengths"] = self.lengths.tolist()
         if (names := self.predicted_names()) is not None:
             out["predicted_names"] = names
         if self.targets is not None:
-            out["targets"] = self.targets.tolist()
+            out["targets"] = rows(self.targets)
             if (names := self.target_names()) is not None:
                 out["target_names"] = names
             out["accuracy"] = self.accuracy
+            out["scored"] = self.scored
         if probabilities and self.probabilities is not None:
-            out["probabilities"] = self.probabilities.tolist()
+            out["probabilities"] = rows(self.probabilities)
             out["class_names"] = self.class_names
         return out
 
@@ -80,11 +98,13 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     meta = info.get("meta", {})
     state = run.load_transform()
     notes: list[str] = []
-    targets = None
+    targets = lengths = None
+    padding = "post"
     if isinstance(inputs, (str, Path)):
         x, finfo = load_inputs(Path(inputs), data_facts(graph), state, meta)
         rows, notes = list(finfo["row_names"]), list(finfo.get("notes", []))
         targets = finfo["y"].numpy() if finfo.get("y") is not None else None
+        lengths, padding = finfo.get("lengths"), finfo.get("padding", "post")
     else:
         x, n = load_arrays(inputs, data_facts(graph), state, meta)
         rows = [f"sample {i}" for i in range(n)]
@@ -120,13 +140,53 @@ def predict(run_dir: str | Path, inputs: Any, *, output: str | Path | None = Non
     if head.kind == "binary" and not class_names:
         class_names = ["0", "1"]
     result = PredictResult(head.kind, pred.numpy(), probs, class_names, rows, which, notes=notes)
+    if meta.get("task") == "language_model" and meta.get("vocab"):
+        result.text_unit = "word" if meta.get("tokenizer") == "word" else "character"
+    per_step = (lengths is not None and len(head.out_shape) >= 2 and not multi and x.dim() >= 2
+                and head.out_shape[0] == x.shape[1])  # one output per input step
+    if per_step:  # padded steps carry no prediction: -1 (classes) or NaN, and the rows know their lengths
+        result.lengths, result.padding = lengths.numpy(), padding
+        _blank_padding(result)
     if targets is not None:
         result.targets = targets.reshape(result.predictions.shape) if head.kind != "real" else targets
         if head.kind != "real":
-            result.accuracy = float((result.predictions == result.targets).mean())
+            result.accuracy, result.scored = scored_accuracy(head, out, targets, lengths, padding, str(meta.get("task", "")))
     if output is not None:
         result.output = write_predictions(result, Path(output), probabilities)
     return result
+
+
+def scored_accuracy(head: Any, out: "torch.Tensor", targets: "np.ndarray", lengths: "torch.Tensor | None",
+                    padding: str, task: str) -> tuple[float, int]:
+    """The accuracy of ``out`` against ``targets`` the way ``evaluate`` scores it (the same EpochStats),
+    so the padded steps of variable-length sequences are not counted; and how many targets it counts."""
+    import torch
+
+    from ..data.ragged import mask_step_targets
+    from .losses import prepare_targets, valid_targets
+    from .metrics import EpochStats
+
+    y = targets if lengths is None else mask_step_targets(targets, lengths.numpy(), task, padding)
+    y = prepare_targets(head, torch.from_numpy(y), torch.float32, padded=lengths is not None)
+    stats = EpochStats(head, ["accuracy"], len(y), torch.device("cpu"), loss_is_nll=False)
+    stats.update(out, y, torch.zeros(()))
+    return stats.compute()["accuracy"], int(valid_targets(y).numel())
+
+
+def _blank_padding(result: PredictResult) -> None:
+    """Per-step outputs of variable-length sequences: -1 (class ids) or NaN (values, probabilities) at the
+    padded steps, which are no predictions (the model's raw outputs there mean nothing)."""
+    import numpy as np
+
+    from ..data.ragged import valid_steps
+
+    assert result.lengths is not None
+    pad = ~valid_steps(result.lengths, result.predictions.shape[1], result.padding)  # (N, T)
+    result.predictions = result.predictions.copy()
+    result.predictions[pad] = np.nan if result.kind == "real" else -1
+    if result.probabilities is not None:
+        result.probabilities = result.probabilities.copy()
+        result.probabilities[pad] = np.nan
 
 
 def write_predictions(result: PredictResult, path: Path, probabilities: bool) -> Path:
@@ -170,7 +230,12 @@ def _write(result: PredictResult, f: Any, suffix: str, probabilities: bool) -> N
             arrays["probabilities"] = result.probabilities
         if result.targets is not None:
             arrays["targets"] = result.targets
+        if result.lengths is not None:
+            arrays["lengths"] = result.lengths
         np.savez(f, **arrays)
+        return
+    if result.lengths is not None:
+        _write_ragged_csv(result, f, suffix, probabilities)
         return
     pred = result.predictions
     flat = pred.reshape(len(pred), -1)
@@ -208,6 +273,35 @@ def _write(result: PredictResult, f: Any, suffix: str, probabilities: bool) -> N
         if pflat is not None:
             vals += [f"{v:.6g}" for v in pflat[i]]
         w.writerow(vals)
+    text.flush()
+    text.detach()
+
+
+def _write_ragged_csv(result: PredictResult, f: Any, suffix: str, probabilities: bool) -> None:
+    """Per-step outputs of variable-length sequences: one row per sequence, each column holding the valid
+    steps separated by spaces (the input's ``sequence_column`` format), at the sequence's true length:
+    ``predicted`` (or ``predicted_j`` per output value), ``true`` likewise, ``p_<class>`` probabilities."""
+    def columns(name: str, arr: "np.ndarray", labels: list[str] | None = None) -> list[tuple[str, Any]]:
+        per = arr.reshape(len(arr), arr.shape[1], -1)  # (N, T, k)
+        names = labels or ([name] if per.shape[2] == 1 else [f"{name}_{j}" for j in range(per.shape[2])])
+        return [(n, per[..., j]) for j, n in enumerate(names)]
+
+    cols = columns("predicted", result.predictions)
+    if result.targets is not None:
+        cols += columns("true", result.targets)
+    if probabilities and result.probabilities is not None:
+        k = result.probabilities.shape[-1] if result.kind == "class" else 1
+        names = [f"p_{n}" for n in (result.class_names or range(k))] if result.kind == "class" else ["probability"]
+        cols += columns("p", result.probabilities, names)
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    w = csv.writer(text, delimiter="\t" if suffix == ".tsv" else ",")
+    w.writerow(["row", *(csv_text(n) for n, _ in cols)])
+    for i, row in enumerate(result.row_names):
+        cells = []
+        for _, arr in cols:
+            steps = result.valid(arr, i)
+            cells.append(" ".join(_fmt(v) for v in steps))
+        w.writerow([csv_text(row), *cells])
     text.flush()
     text.detach()
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ..data.text import Tokenizer
     from ..graph import Graph
     from ..spec.schema import Spec
     from .rules import Head
@@ -105,6 +106,7 @@ class TrainedRun:
     checkpoint: str  # "best" or "last": whose weights
     epoch: int | None
     input_names: list[str] = field(default_factory=list)
+    tokenizer: "Tokenizer | None" = None  # text runs: characters or words ↔ ids, with the saved vocabulary
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -130,6 +132,7 @@ class TrainedRun:
 def load_run(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None) -> TrainedRun:
     """Open a trained run: its spec through the front door, the ``checkpoint`` weights (best, falling back to
     last), the saved transform as a module and the label names."""
+    from ..data.text import Tokenizer
     from .evaluate import head_of, load_trained
 
     run, spec, graph, model, which, epoch = load_trained(run_dir, checkpoint, plugins)
@@ -142,8 +145,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] |
     state = run.load_transform()
     names = list(graph.inputs)
     transform = standardizer(names, state).eval()
+    tokenizer = Tokenizer.from_meta(meta) if isinstance(meta, dict) and meta.get("vocab") else None
     return TrainedRun(run.path, spec, graph, model, transform, state, list(labels) if labels else None,
-                      str(info.get("task", "")), head, which, epoch, names)
+                      str(info.get("task", "")), head, which, epoch, names, tokenizer)
 
 
 def load_model(run_dir: str | Path, checkpoint: str = "best", plugins: list[str] | None = None) -> "nn.Module":

@@ -72,7 +72,7 @@ class Trainer(TrainerState):
         self._refuse(loss_problems(spec.loss, h.kind, h.out_shape, ("model", "outputs"))
                      + metric_problems(self.metrics, h.kind, h.num_classes, h.loss)
                      + monitor_problems(spec, self.metrics, self.val_split is not None), locate, source)
-        self.loss_fn = build_loss(self.head, spec.loss, self.device)
+        self.loss_fn = build_loss(self.head, spec.loss, self.device, masked=bundle.train.lengths is not None)
         loss_is_nll = self.head.loss == "cross_entropy" and not (spec.loss and (spec.loss.label_smoothing or spec.loss.class_weights))
 
         es = spec.early_stopping
@@ -151,7 +151,8 @@ class Trainer(TrainerState):
             return laid_out(t.to(torch.float32), self.speed) if torch.is_floating_point(t) else t
 
         x = {k: as_float32(v) for k, v in split.x.items()} if isinstance(split.x, dict) else as_float32(split.x)
-        return Split(x, prepare_targets(self.head, split.y, torch.float32), split.lengths, split.bucket).to(self.device)
+        y = prepare_targets(self.head, split.y, torch.float32, padded=split.lengths is not None)
+        return Split(x, y, split.lengths, split.bucket, split.padding).to(self.device)
 
     @staticmethod
     def _refuse(problems: list[Problem], locate: Callable[..., Issue] | None, source: str | None) -> None:

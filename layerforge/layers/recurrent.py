@@ -37,14 +37,15 @@ def _wrapper_class() -> type:
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from .recurrent_loop import reverse_valid, run_loop
+    from .recurrent_loop import reverse_valid, run_loop, steps_at, valid_first
 
     class RecurrentOutput(nn.Module):
         """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
 
-        With a padding mask (bool (B, T), True = valid, right-padded) the sequences are packed, so each
-        one stops at its own last valid step and a bidirectional layer's backward pass starts there;
-        padded steps of the output sequence are 0 (as Keras)."""
+        With a padding mask (bool (B, T), True = valid) the sequences are packed, so each one stops at
+        its own last valid step and a bidirectional layer's backward pass starts there; padded steps of
+        the output sequence are 0 (as Keras). Left-padded sequences run with their valid steps moved to
+        the front, and their outputs are put back in place."""
 
         def __init__(self, rnn: nn.RNNBase, return_sequences: bool, go_backwards: bool = False,
                      merge_mode: str = "concat", loop: dict[str, Any] | None = None) -> None:
@@ -57,6 +58,9 @@ def _wrapper_class() -> type:
 
         def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
             mask = masks[0] if masks else None  # (B, T) bool or None
+            order = None if mask is None else valid_first(mask)
+            if order is not None:  # left padding: valid steps first, as packing needs
+                x, mask = steps_at(x, order), steps_at(mask, order)
             if self.loop is not None:
                 lengths = None if mask is None else mask.sum(dim=1)
                 if self.go_backwards:
@@ -82,6 +86,8 @@ def _wrapper_class() -> type:
                 y = torch.cat(list(h[-dirs:]), dim=-1)  # (B, H·dirs)
             if mask is not None:
                 y = y * (mask.any(dim=1) if y.dim() == 2 else mask).unsqueeze(-1).to(y.dtype)  # empty rows → 0
+            if order is not None and self.return_sequences:
+                y = steps_at(y, order, inverse=True)  # each output back at its input's step
             return merge_directions(y, self.rnn.hidden_size, self.merge_mode) if self.rnn.bidirectional else y
 
         def extra_repr(self) -> str:

@@ -37,6 +37,24 @@ def reverse_valid(x: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
     return x.gather(1, idx.unsqueeze(-1).expand_as(x))
 
 
+def valid_first(mask: "torch.Tensor") -> "torch.Tensor | None":
+    """The per-row step order (B, T) that moves a mask's valid steps to the front, in time order, when they
+    are not there already (left padding, ``data.padding: pre``), else None. The recurrent layers pack
+    sequences by length, so they run on the reordered steps and put the outputs back (:func:`steps_at`)."""
+    import torch
+
+    lengths = mask.sum(dim=1, keepdim=True)  # (B, 1)
+    if bool((mask == (torch.arange(mask.shape[1], device=mask.device) < lengths)).all()):
+        return None  # right-padded: nothing to move
+    return torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # (B, T): valid steps first
+
+
+def steps_at(x: "torch.Tensor", order: "torch.Tensor", inverse: bool = False) -> "torch.Tensor":
+    """x (B, T, …) with its steps taken in ``order`` (B, T); ``inverse``: put steps taken that way back."""
+    idx = order.reshape(*order.shape, *(1,) * (x.dim() - 2)).expand_as(x)
+    return x.scatter(1, idx, x) if inverse else x.gather(1, idx)
+
+
 def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Tensor | None", activation: str,
              recurrent_activation: str, reset_after: bool, recurrent_dropout: float,
              training: bool) -> tuple["torch.Tensor", "torch.Tensor"]:

@@ -109,3 +109,23 @@ def test_evaluate_data_file_keeps_the_training_lengths_array(tmp_path):
     split = load_split(tmp_path / "a.npz", facts_of(spec), None, meta)
     assert split.lengths.tolist() == [5, 2] and split.x[1].tolist() == [3, 3, 0, 0, 0]
     assert split.y[1].tolist() == [1, 1, -100, -100, -100]
+
+
+def test_padding_pre_puts_the_steps_at_the_end_and_cuts_batches_from_the_end(tmp_path):
+    seqs = write_csv(tmp_path / "s.csv", [3, 8, 1, 5])
+    spec = make_spec({"path": "s.csv", "sequence_column": "tokens", "target": "label", "val": 0, "shuffle": False,
+                      "padding": "pre"}, [8], GRU)
+    b = load_data(spec, tmp_path)
+    assert b.train.x[0].tolist() == [0] * 5 + seqs[0] and b.meta["padding"] == "pre"
+    x, _ = next(b.train.batches(1))
+    assert x.tolist() == [seqs[0]]  # cut to its 3 steps, from the end
+
+
+def test_npz_padding_pre_keeps_the_last_steps_and_marks_the_first_targets(tmp_path):
+    x = np.random.default_rng(0).integers(1, 10, (2, 5))
+    np.savez(tmp_path / "a.npz", x=x, y=np.ones((2, 5), dtype=np.int64), n=np.array([5, 2]))
+    layers = [GRU[0], {"type": "gru", "units": 3, "return_sequences": True}, {"type": "dense", "units": 2}]
+    spec = make_spec({"path": "a.npz", "lengths": "n", "val": 0, "shuffle": False, "padding": "pre"}, [5], layers)
+    b = load_data(spec, tmp_path)
+    assert b.train.x[1].tolist() == [0, 0, 0, *x[1, 3:].tolist()]
+    assert b.train.y[1].tolist() == [-100, -100, -100, 1, 1]

@@ -13,13 +13,13 @@ T, V = 7, 20
 LENGTHS = [7, 3, 1, 5]
 
 
-def padded_ids(seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """A right-padded batch of ids (0 = padding) and the same sequences unpadded."""
+def padded_ids(seed: int = 0, left: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A right-padded (``left``: left-padded) batch of ids (0 = padding) and the same sequences unpadded."""
     g = torch.Generator().manual_seed(seed)
     seqs = [torch.randint(1, V, (n,), generator=g) for n in LENGTHS]
     batch = torch.zeros(len(seqs), T, dtype=torch.long)
     for b, s in enumerate(seqs):
-        batch[b, : len(s)] = s
+        batch[b, slice(T - len(s), T) if left else slice(0, len(s))] = s
     return batch, seqs
 
 
@@ -60,6 +60,25 @@ def test_padded_batch_equals_each_sequence_alone(case: str):
             alone = net(s.unsqueeze(0))[0]  # (L, …) or (…): the sequence at its true length, no padding
             got = out[b, : len(s)] if alone.dim() == 2 else out[b]
             torch.testing.assert_close(got, alone, rtol=0, atol=1e-6)
+
+
+LEFT_CASES = {**CASES, "lstm_loop_backwards_seq": {"type": "lstm", "units": 5, "recurrent_activation": "hard_sigmoid",
+                                                  "go_backwards": True, "return_sequences": True}}
+
+
+@pytest.mark.parametrize("case", sorted(LEFT_CASES))
+def test_left_padded_batch_equals_each_sequence_alone(case: str):
+    """data.padding: pre: the valid steps sit at the end; every layer gives what the sequence gives alone."""
+    graph, net = model([LEFT_CASES[case]])
+    batch, seqs = padded_ids(left=True)
+    with torch.no_grad():
+        out = net(batch)
+        for b, s in enumerate(seqs):
+            alone = net(s.unsqueeze(0))[0]
+            got = out[b, T - len(s):] if alone.dim() == 2 else out[b]
+            torch.testing.assert_close(got, alone, rtol=0, atol=1e-6)
+            if alone.dim() == 2 and case.startswith(("lstm", "gru", "simple", "bi")):
+                assert out[b, : T - len(s)].abs().sum() == 0  # padded steps of a recurrent output stay 0
 
 
 def test_padded_steps_of_a_sequence_output_are_zero():
@@ -111,3 +130,15 @@ def test_an_empty_sequence_gives_zeros_not_nan():
     with torch.no_grad():
         out = net(torch.tensor([[0] * T, [1] * T]))
     assert torch.isfinite(out).all() and out[0].abs().sum() == 0
+
+
+def test_a_recurrent_layer_skips_masked_steps_anywhere_in_the_row():
+    """Gaps (ids 0 inside a sequence) are skipped with the state carried over them: the result equals
+    the sequence with those steps removed, and the output sequence is 0 at the gaps."""
+    _, net = model([{"type": "gru", "units": 4, "return_sequences": True}])
+    row = torch.tensor([[0, 5, 0, 7, 3, 0, 9]])
+    with torch.no_grad():
+        out = net(row)[0]
+        alone = net(torch.tensor([[5, 7, 3, 9]]))[0]
+    torch.testing.assert_close(out[[1, 3, 4, 6]], alone, rtol=0, atol=1e-6)
+    assert out[[0, 2, 5]].abs().sum() == 0
