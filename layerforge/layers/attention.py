@@ -62,9 +62,13 @@ def query_value_key(layer: LayerSpec, in_shapes: list[Shape]) -> tuple[tuple[int
 def allowed_pairs(key_mask: Any, tq: int, causal: bool, pattern: Any = None) -> Any:
     """Bool (B, Tq, Tk), True where query i may attend to key j: the key is a valid (unpadded) step, and
     j ≤ i when causal, and the fixed ``pattern`` (Tq, Tk) allows it. A query row left with no key (a
-    sequence with no valid step) attends to every key instead of producing NaN; its output is padding."""
+    sequence with no valid step) attends to every key instead of producing NaN; its output is padding.
+    With neither ``causal`` nor ``pattern`` every query of a sample sees the same keys, so the result is
+    (B, 1, Tk), broadcast over the queries: no (B, Tq, Tk) tensor is made (nor SDPA's float copy of it)."""
     import torch
 
+    if not causal and pattern is None:
+        return (key_mask | ~key_mask.any(dim=-1, keepdim=True))[:, None, :]  # (B, 1, Tk)
     b, tk = key_mask.shape
     ok = key_mask[:, None, :].expand(b, tq, tk)  # (B, Tq, Tk)
     if causal:
