@@ -38,6 +38,13 @@ def sparse_mask(tq: int, tk: int, device: Any = None, *, window: int, stride: in
     return pattern_mask(Pattern(kind, window, causal, stride=stride), tq, tk, device)
 
 
+def _right_padded(key_mask: Any) -> bool:
+    """Whether every sample's valid steps come first, padding after them (the data section's layout): then a
+    causal pattern never lets a valid query reach a padded key, and the padding mask changes no valid step
+    (padded queries may read padded keys; their outputs are padding)."""
+    return not bool((key_mask[:, 1:] & ~key_mask[:, :-1]).any())  # no valid step after a padded one
+
+
 @cache
 def _module_class() -> type:
     class SparseMultiHeadAttention(_modules()["MultiHeadAttention"]):  # type: ignore[misc]
@@ -65,6 +72,8 @@ def _module_class() -> type:
 
             p = self.dropout if self.training else 0.0
             t, dev = q.shape[2], q.device
+            if key_mask is not None and self.pattern.causal and _right_padded(key_mask):
+                key_mask = None  # a valid query's keys (j ≤ i) are all valid: the chosen backend runs unchanged
             if key_mask is not None:  # padded keys: the pattern's dense mask with them removed (masked backend)
                 pattern = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))
                 mask = allowed_pairs(key_mask, t, False, pattern).unsqueeze(1)  # (B, 1, T, T)
