@@ -119,7 +119,9 @@ class SparseAttention(MultiHeadBase):
     with a T×T boolean mask: T² time and memory). `auto` runs `blocked`, unless that would compute at least
     half of dense attention's T² scores (short sequences, where the dense kernel is faster and its mask
     small): then `masked`. `flex` is `torch.compile(flex_attention)` with a block mask built from block
-    indices (CUDA only, no dropout).
+    indices (CUDA only, no dropout). A padding mask (variable-length sequences) removes the padded keys:
+    with a causal pattern and right padding a valid query's keys are all valid anyway, so the backend runs
+    unchanged; otherwise the `masked` backend runs (T²), whatever `backend` says.
 
     **Shapes.** input (T, D) → output (T, D). Parameters as `multi_head_attention` with out = D:
     2·D·h·d_k + 2·D·h·d_v (+ 2·h·d_k + h·d_v + D biases).

@@ -69,10 +69,10 @@ class TransformerBlock(LayerSpec):
     post-norm (`norm: post`, the original Transformer and BERT): x ← LN₁(x + drop(A(x))),
     y = LN₂(x + drop(FFN(x))). The attention's own `dropout` (on its weights) and `causal` are set inside
     `attention`. A padding mask on the input (variable-length sequences: `embedding` with `mask_zero`,
-    `masking`) goes to A as the key padding mask: padded keys get no weight (with `causal` and the sparse
-    pattern as well; a sparse pattern then runs on the masked backend). Padded steps still get outputs,
-    which are padding: the mask passes on unchanged and later mask-aware layers ignore them. Everything but
-    A works step by step.
+    `masking`) goes to A as the key padding mask: padded keys get no weight, with `causal` and the sparse
+    pattern as well (see `sparse_attention` for its backend then). Padded steps still get outputs, which are
+    padding: the mask passes on unchanged and later mask-aware layers ignore them. Everything but A works
+    step by step.
 
     **Shapes.** input (T, D) → output (T, D). Parameters: the attention's + 2·2·D (two norms) + D·F + F +
     F·D + D (the feed-forward network, F = ffn_dim).
