@@ -78,6 +78,13 @@ def allowed_pairs(key_mask: Any, tq: int, causal: bool, pattern: Any = None) -> 
     return ok | ~ok.any(dim=-1, keepdim=True)
 
 
+def right_padded(key_mask: Any) -> bool:
+    """Whether every sample's valid steps come first, padding after them (the data section's layout). Then
+    a causal self-attention never lets a valid query i reach a padded key (j ≤ i), so the padding mask
+    changes no valid step and can be left out (padded queries may read padded keys; they are padding)."""
+    return not bool((key_mask[:, 1:] & ~key_mask[:, :-1]).any())  # no valid step after a padded one
+
+
 def key_mask_of(masks: list[Any] | None) -> Any:
     """The keys' padding mask from an attention layer's per-input masks [query, value, key]: the key's,
     else the value's (the key defaults to the value), else the query's for self-attention."""
@@ -177,7 +184,10 @@ def _modules() -> dict[str, type]:
             q = self.query(query).view(b, tq, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tq, dk)
             k = self.key(key).view(b, tk, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tk, dk)
             v = self.value(value).view(b, tk, self.heads, self.value_dim).transpose(1, 2)  # (B, h, Tk, dv)
-            y = self.attend(q, k, v, key_mask_of(masks))  # (B, h, Tq, dv)
+            key_mask = key_mask_of(masks)
+            if key_mask is not None and self.causal and len(masks) == 1 and right_padded(key_mask):
+                key_mask = None  # causal self-attention, right-padded: the mask changes no valid step
+            y = self.attend(q, k, v, key_mask)  # (B, h, Tq, dv)
             y = y.transpose(1, 2).reshape(b, tq, self.heads * self.value_dim)  # (B, Tq, h·dv)
             return self.output(y)  # (B, Tq, out)
 

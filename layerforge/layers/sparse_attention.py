@@ -38,13 +38,6 @@ def sparse_mask(tq: int, tk: int, device: Any = None, *, window: int, stride: in
     return pattern_mask(Pattern(kind, window, causal, stride=stride), tq, tk, device)
 
 
-def _right_padded(key_mask: Any) -> bool:
-    """Whether every sample's valid steps come first, padding after them (the data section's layout): then a
-    causal pattern never lets a valid query reach a padded key, and the padding mask changes no valid step
-    (padded queries may read padded keys; their outputs are padding)."""
-    return not bool((key_mask[:, 1:] & ~key_mask[:, :-1]).any())  # no valid step after a padded one
-
-
 @cache
 def _module_class() -> type:
     class SparseMultiHeadAttention(_modules()["MultiHeadAttention"]):  # type: ignore[misc]
@@ -68,11 +61,11 @@ def _module_class() -> type:
 
         def attend(self, q, k, v, key_mask=None):  # (B, h, T, dk) ×2, (B, h, T, dv), (B, T) → (B, h, T, dv)
             from . import sparse_kernels as sk
-            from .attention import allowed_pairs
+            from .attention import allowed_pairs, right_padded
 
             p = self.dropout if self.training else 0.0
             t, dev = q.shape[2], q.device
-            if key_mask is not None and self.pattern.causal and _right_padded(key_mask):
+            if key_mask is not None and self.pattern.causal and right_padded(key_mask):
                 key_mask = None  # a valid query's keys (j ≤ i) are all valid: the chosen backend runs unchanged
             if key_mask is not None:  # padded keys: the pattern's dense mask with them removed (masked backend)
                 pattern = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-import layerforge.layers.sparse_attention as sparse_attention
+import layerforge.layers.attention as attention
 import layerforge.layers.sparse_kernels as sk
 from layerforge.layers.sparse_flex import block_layout
 from layerforge.errors import ShapeError
@@ -343,7 +343,7 @@ def test_a_padding_mask_runs_blocked_when_causal_and_right_padded_else_the_maske
         assert len(masked_calls) == (0 if causal else 1)
         module(x, masks=[gap])
         assert len(masked_calls) == (1 if causal else 2)
-        monkeypatch.setattr(sparse_attention, "_right_padded", lambda _: False)
+        monkeypatch.setattr(attention, "right_padded", lambda _: False)
         reference = module(x, masks=[right])  # the masked backend, the padded keys removed from the pattern
         assert len(masked_calls) == (2 if causal else 3)
     torch.testing.assert_close(y[right], reference[right], rtol=0, atol=1e-5)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import layerforge as lf
+import layerforge.layers.attention as attention_module
 from layerforge.errors import SpecError
 from layerforge.layers import get_layer_type
 from layerforge.layers.sparse_kernels import pattern_mask
@@ -110,6 +111,39 @@ def test_a_stack_of_masked_transformer_blocks_pooled_over_valid_steps_equals_eac
         out = net(batch)
         for b, s in enumerate(seqs):
             torch.testing.assert_close(out[b], net(s.unsqueeze(0))[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["right_padded", "gap"])
+def test_causal_block_with_right_padding_needs_no_pair_mask_and_equals_the_masked_reference(layout, monkeypatch):
+    """Causal self-attention over right-padded steps: a valid query's keys j ≤ i are all valid, so no (B, T, T)
+    mask is built (SDPA's causal kernel runs) and the valid steps equal the explicitly masked result; a valid
+    step after a padded one (a `masking` layer can make that) goes through the pair mask."""
+    torch.manual_seed(0)
+    block = make(attention={"type": "multi_head_attention", "num_heads": 2, "causal": True}, ffn_dim=12).build(
+        [(9, 8)]).eval()
+    x = torch.randn(3, 9, 8)
+    valid = torch.arange(9) < torch.tensor([9, 5, 2])[:, None]
+    if layout == "gap":
+        valid[0, 3] = False
+    calls = []
+    real = attention_module.allowed_pairs
+    monkeypatch.setattr(attention_module, "allowed_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with torch.no_grad():
+        y = block(x, masks=[valid])
+        assert len(calls) == (0 if layout == "right_padded" else 1)
+        monkeypatch.setattr(attention_module, "right_padded", lambda _: False)
+        reference = block(x, masks=[valid])  # padded keys removed by the (B, T, T) mask
+    torch.testing.assert_close(y[valid], reference[valid], rtol=0, atol=1e-6)
+
+
+def test_masked_model_flops_are_those_of_the_unmasked_model():
+    layers = [{"type": "transformer_block", "ffn_dim": 12, "attention": {"type": "multi_head_attention", "num_heads": 2}},
+              {"type": "sequence_pool", "mode": "avg"}]
+    masked, _ = masked_model(layers)
+    _, plain, _ = build_model({"model": {"input_shape": [T], "layers": [
+        {"type": "embedding", "input_dim": V, "output_dim": 6}, *layers]}}, seed=0)
+    assert masked.masked and not plain.masked
+    assert [n.flops() for n in masked.nodes] == [n.flops() for n in plain.nodes]
 
 
 def test_transformer_block_parameters_and_flops_by_hand():
