@@ -62,9 +62,13 @@ def query_value_key(layer: LayerSpec, in_shapes: list[Shape]) -> tuple[tuple[int
 def allowed_pairs(key_mask: Any, tq: int, causal: bool, pattern: Any = None) -> Any:
     """Bool (B, Tq, Tk), True where query i may attend to key j: the key is a valid (unpadded) step, and
     j ≤ i when causal, and the fixed ``pattern`` (Tq, Tk) allows it. A query row left with no key (a
-    sequence with no valid step) attends to every key instead of producing NaN; its output is padding."""
+    sequence with no valid step) attends to every key instead of producing NaN; its output is padding.
+    With neither ``causal`` nor ``pattern`` every query of a sample sees the same keys, so the result is
+    (B, 1, Tk), broadcast over the queries: no (B, Tq, Tk) tensor is made (nor SDPA's float copy of it)."""
     import torch
 
+    if not causal and pattern is None:
+        return (key_mask | ~key_mask.any(dim=-1, keepdim=True))[:, None, :]  # (B, 1, Tk)
     b, tk = key_mask.shape
     ok = key_mask[:, None, :].expand(b, tq, tk)  # (B, Tq, Tk)
     if causal:
@@ -72,6 +76,13 @@ def allowed_pairs(key_mask: Any, tq: int, causal: bool, pattern: Any = None) -> 
     if pattern is not None:
         ok = ok & pattern
     return ok | ~ok.any(dim=-1, keepdim=True)
+
+
+def right_padded(key_mask: Any) -> bool:
+    """Whether every sample's valid steps come first, padding after them (the data section's layout). Then
+    a causal self-attention never lets a valid query i reach a padded key (j ≤ i), so the padding mask
+    changes no valid step and can be left out (padded queries may read padded keys; they are padding)."""
+    return not bool((key_mask[:, 1:] & ~key_mask[:, :-1]).any())  # no valid step after a padded one
 
 
 def key_mask_of(masks: list[Any] | None) -> Any:
@@ -173,7 +184,10 @@ def _modules() -> dict[str, type]:
             q = self.query(query).view(b, tq, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tq, dk)
             k = self.key(key).view(b, tk, self.heads, self.key_dim).transpose(1, 2)  # (B, h, Tk, dk)
             v = self.value(value).view(b, tk, self.heads, self.value_dim).transpose(1, 2)  # (B, h, Tk, dv)
-            y = self.attend(q, k, v, key_mask_of(masks))  # (B, h, Tq, dv)
+            key_mask = key_mask_of(masks)
+            if key_mask is not None and self.causal and len(masks) == 1 and right_padded(key_mask):
+                key_mask = None  # causal self-attention, right-padded: the mask changes no valid step
+            y = self.attend(q, k, v, key_mask)  # (B, h, Tq, dv)
             y = y.transpose(1, 2).reshape(b, tq, self.heads * self.value_dim)  # (B, Tq, h·dv)
             return self.output(y)  # (B, Tq, out)
 

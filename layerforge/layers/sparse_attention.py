@@ -61,10 +61,12 @@ def _module_class() -> type:
 
         def attend(self, q, k, v, key_mask=None):  # (B, h, T, dk) ×2, (B, h, T, dv), (B, T) → (B, h, T, dv)
             from . import sparse_kernels as sk
-            from .attention import allowed_pairs
+            from .attention import allowed_pairs, right_padded
 
             p = self.dropout if self.training else 0.0
             t, dev = q.shape[2], q.device
+            if key_mask is not None and self.pattern.causal and right_padded(key_mask):
+                key_mask = None  # a valid query's keys (j ≤ i) are all valid: the chosen backend runs unchanged
             if key_mask is not None:  # padded keys: the pattern's dense mask with them removed (masked backend)
                 pattern = self._cached(("masked", t, dev), lambda: sk.pattern_mask(self.pattern, t, t, dev))
                 mask = allowed_pairs(key_mask, t, False, pattern).unsqueeze(1)  # (B, 1, T, T)
@@ -110,7 +112,9 @@ class SparseAttention(MultiHeadBase):
     with a T×T boolean mask: T² time and memory). `auto` runs `blocked`, unless that would compute at least
     half of dense attention's T² scores (short sequences, where the dense kernel is faster and its mask
     small): then `masked`. `flex` is `torch.compile(flex_attention)` with a block mask built from block
-    indices (CUDA only, no dropout).
+    indices (CUDA only, no dropout). A padding mask (variable-length sequences) removes the padded keys:
+    with a causal pattern and right padding a valid query's keys are all valid anyway, so the backend runs
+    unchanged; otherwise the `masked` backend runs (T²), whatever `backend` says.
 
     **Shapes.** input (T, D) → output (T, D). Parameters as `multi_head_attention` with out = D:
     2·D·h·d_k + 2·D·h·d_v (+ 2·h·d_k + h·d_v + D biases).

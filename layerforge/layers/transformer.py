@@ -47,11 +47,12 @@ def _module_class() -> type:
         def _ffn(self, x):  # (B, T, D) → (B, T, D)
             return self.ffn_out(self._drop(self.activation(self.ffn_in(x))))
 
-        def forward(self, x):  # x: (B, T, D)
+        def forward(self, x, masks=None):  # x: (B, T, D); masks: [padding mask (B, T)] or None
+            # only the attention mixes steps: it gets the key padding mask; norms, FFN and dropout are per step
             if self.pre_norm:
-                x = x + self._drop(self.attention(self.norm1(x)))
+                x = x + self._drop(self.attention(self.norm1(x), masks=masks))
                 return x + self._drop(self._ffn(self.norm2(x)))
-            x = self.norm1(x + self._drop(self.attention(x)))
+            x = self.norm1(x + self._drop(self.attention(x, masks=masks)))
             return self.norm2(x + self._drop(self._ffn(x)))
 
     return TransformerBlock
@@ -67,7 +68,11 @@ class TransformerBlock(LayerSpec):
     pre-norm (`norm: pre`, GPT-2 / ViT): x ← x + drop(A(LN₁(x))), y = x + drop(FFN(LN₂(x)));
     post-norm (`norm: post`, the original Transformer and BERT): x ← LN₁(x + drop(A(x))),
     y = LN₂(x + drop(FFN(x))). The attention's own `dropout` (on its weights) and `causal` are set inside
-    `attention`.
+    `attention`. A padding mask on the input (variable-length sequences: `embedding` with `mask_zero`,
+    `masking`) goes to A as the key padding mask: padded keys get no weight, with `causal` and the sparse
+    pattern as well (see `sparse_attention` for its backend then). Padded steps still get outputs, which are
+    padding: the mask passes on unchanged and later mask-aware layers ignore them. Everything but A works
+    step by step.
 
     **Shapes.** input (T, D) → output (T, D). Parameters: the attention's + 2·2·D (two norms) + D·F + F +
     F·D + D (the feed-forward network, F = ffn_dim).
@@ -77,13 +82,15 @@ class TransformerBlock(LayerSpec):
 
     **Equivalents.** PyTorch `nn.TransformerEncoderLayer(D, h, dim_feedforward=F, dropout=p, activation="gelu",
     batch_first=True, norm_first=(norm == "pre"))` with `attention: {type: multi_head_attention, num_heads: h,
-    dropout: p}` (a sparse attention: its `src_mask` = the pattern's mask); Keras-hub `TransformerEncoder(F, h,
-    dropout, activation, normalize_first)`.
+    dropout: p}` (a sparse attention: its `src_mask` = the pattern's mask; a padding mask:
+    `src_key_padding_mask` = ~mask); Keras-hub `TransformerEncoder(F, h, dropout, activation, normalize_first)`
+    called with `padding_mask`.
     """
 
     example = ("- {type: transformer_block, ffn_dim: 64, "
                "attention: {type: sparse_attention, pattern: sliding, window: 4, num_heads: 2}}")
     example_inputs = [(12, 16)]
+    masking = "use"  # the attention's padded keys get no weight; the output keeps the input's mask
 
     attention: AttentionSpec = Field(
         description="The attention layer: {type: multi_head_attention, num_heads: h, causal: ...} or "

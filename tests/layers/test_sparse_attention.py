@@ -1,6 +1,7 @@
 """sparse_attention: every pattern and backend equals the dense masked reference (outputs and input/weight
 gradients, within 1e-5 in fp32); pair counts equal the dense mask; the FLOPs are the work the kernel really
-does (its matmuls counted by torch's FlopCounterMode); the blocked path's memory grows linearly in T."""
+does (its matmuls counted by torch's FlopCounterMode); the blocked path's memory grows linearly in T; a
+padding mask keeps the blocked kernel when causal and right-padded, else runs the masked backend."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+import layerforge.layers.attention as attention
 import layerforge.layers.sparse_kernels as sk
 from layerforge.layers.sparse_flex import block_layout
 from layerforge.errors import ShapeError
@@ -319,3 +321,29 @@ def test_inspect_shows_attended_beside_computed_pairs(tmp_path, capsys):
     assert json.loads(r.out)["layers"][0]["info"] == {"backend": "blocked", "attended_pairs": 27, "computed_pairs": 72}
     r = run_cli(capsys, "inspect", str(path))
     assert "attended pairs: 27" in r.out and "computed pairs: 72" in r.out  # format_info, as extra_info is shown
+
+
+# --- padding masks (variable-length sequences, docs/sequences.md) -----------------------------------------
+@pytest.mark.parametrize("causal", [True, False])
+def test_a_padding_mask_runs_blocked_when_causal_and_right_padded_else_the_masked_backend(causal, monkeypatch):
+    """Causal and right-padded: a valid query's keys are all valid, so the blocked kernel runs as it is and
+    gives the masked reference's values at the valid steps; otherwise (not causal, or a valid step after a
+    padded one) the padded keys go through the masked backend."""
+    torch.manual_seed(0)
+    module = make(pattern="sliding", window=3, num_heads=2, causal=causal, backend="blocked").build([(19, 8)]).eval()
+    x = torch.randn(3, 19, 8)
+    right = torch.arange(19) < torch.tensor([19, 11, 4])[:, None]  # (B, T) valid steps first
+    gap = right.clone()
+    gap[1, 5] = False  # a padded step inside sequence 1
+    masked_calls = []
+    real_masked = sk.masked_attention
+    monkeypatch.setattr(sk, "masked_attention", lambda *a, **k: masked_calls.append(1) or real_masked(*a, **k))
+    with torch.no_grad():
+        y = module(x, masks=[right])
+        assert len(masked_calls) == (0 if causal else 1)
+        module(x, masks=[gap])
+        assert len(masked_calls) == (1 if causal else 2)
+        monkeypatch.setattr(attention, "right_padded", lambda _: False)
+        reference = module(x, masks=[right])  # the masked backend, the padded keys removed from the pattern
+        assert len(masked_calls) == (2 if causal else 3)
+    torch.testing.assert_close(y[right], reference[right], rtol=0, atol=1e-5)
