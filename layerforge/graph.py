@@ -13,23 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Issue, ShapeError
 from .layers.common import numel
-from .layers.registry import LayerSpec, Shape
+from .layers.registry import OUTPUT_SEP, LayerSpec, Shape, split_ref
 from .text import suggest
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-# `enc:h` reads layer enc's extra output h (LayerSpec.extra_outputs, e.g. a recurrent layer's return_state);
-# '.' cannot serve: it names the layers of blocks (enc.0.attn, spec/blocks.py), so ':' is refused in names.
-OUTPUT_SEP = ":"
-
-
-def split_ref(ref: str) -> tuple[str, str | None]:
-    """A reference's layer (or model input) name and the extra output it reads: 'enc:h' → ('enc', 'h'),
-    'enc' → ('enc', None)."""
-    name, sep, part = ref.partition(OUTPUT_SEP)
-    return name, (part if sep else None)
 
 
 @dataclass

@@ -44,6 +44,17 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 
+# `enc:h` reads layer enc's extra output h (``LayerSpec.extra_outputs``, e.g. a recurrent layer's
+# return_state); '.' cannot serve: it names the layers of blocks (enc.0.attn), so ':' is refused in names.
+OUTPUT_SEP = ":"
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """A reference's layer (or model input) name and the extra output it reads: 'enc:h' → ('enc', 'h'),
+    'enc' → ('enc', None)."""
+    name, sep, part = ref.partition(OUTPUT_SEP)
+    return name, (part if sep else None)
+
 
 
 @dataclass(frozen=True)
