@@ -287,3 +287,13 @@ def test_initial_state_shape_units_and_stacking_are_checked(tmp_path):
 def test_a_layer_name_with_the_separator_is_refused(tmp_path):
     (issue,) = errors(spec_text("lstm", "tgt").replace("name: enc,", "name: 'e:1',").replace("src]", "src]"), tmp_path)
     assert "contains ':'" in issue.message and issue.line == 4
+
+
+def test_a_graph_with_extra_outputs_exports_to_pt2():
+    from layerforge.export.program import trace
+
+    _, _, net = build_model(SEQ2SEQ, seed=0)
+    xs = (torch.randn(3, T, F), torch.randn(3, 5, 2))
+    program = trace(net, xs, dynamic_batch=True)
+    for got, want in zip(program.module()(*xs), net(*xs)):
+        torch.testing.assert_close(got, want)
