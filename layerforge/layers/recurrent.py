@@ -1,9 +1,11 @@
 """Recurrent layers: simple RNN, LSTM, GRU (torch's cells, batch-first, cuDNN on GPU).
 
 All three share one shape rule and one wrapper module: torch's ``nn.RNN``/``nn.LSTM``/``nn.GRU``
-return ``(output, state)``; the wrapper returns ONE tensor, either the whole output sequence or the last
-step's output the way Keras does (for a bidirectional layer: the forward direction's last step joined
-with the backward direction's output at t=0, as ``Bidirectional(return_sequences=False)``).
+return ``(output, state)``; the wrapper returns the whole output sequence or the last step's output the
+way Keras does (for a bidirectional layer: the forward direction's last step joined with the backward
+direction's output at t=0, as ``Bidirectional(return_sequences=False)``), and with ``return_state`` the
+final states after it as extra outputs (``LayerSpec.extra_outputs``); inputs after the sequence are the
+initial state.
 """
 from __future__ import annotations
 
@@ -299,6 +301,8 @@ class SimpleRNN(_Recurrent):
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0] (each direction's final state), as Keras'
     `Bidirectional(SimpleRNN(H))`. dirs = 2 if bidirectional else 1.
+    State (docs/sequences.md): `return_state` adds the extra output `NAME:h` (H,) (bidirectional also
+    `NAME:h_backward`); inputs after the sequence are the initial state in the same order.
     Parameters per direction and layer: H·F_l + H·H + 2·H (two bias vectors, as torch), F_0 = F,
     F_l = H·dirs above.
 
@@ -307,7 +311,8 @@ class SimpleRNN(_Recurrent):
     2·F_l·H + 2·H² + 4·H. Every step is counted, also the first one (h_{−1} = 0, torch still multiplies).
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.RNN(F, H, num_layers, nonlinearity=f, batch_first=True,
     bidirectional=…, dropout=…)` (output[:, -1] for the last step); Keras `layers.SimpleRNN(H, activation=f,
@@ -341,6 +346,9 @@ class LSTM(_Recurrent):
 
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(LSTM(H))`.
+    State (docs/sequences.md): `return_state` adds the extra outputs `NAME:h`, `NAME:c` (H,) each
+    (bidirectional also `NAME:h_backward`, `NAME:c_backward`); inputs after the sequence are the initial
+    state in the same order (Keras `initial_state=[h, c]`).
     Parameters per direction and layer: 4·H·(F_l + H) + 8·H (two bias vectors, as torch), e.g. 32 → 64:
     25,088. F_0 = F, F_l = H·dirs above.
 
@@ -349,7 +357,8 @@ class LSTM(_Recurrent):
     3H (f⊙c, i⊙g, their sum) + H (tanh c_t) + H (o⊙) = 8·F_l·H + 8·H² + 21·H. Every step is counted, also the first one.
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.LSTM(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.LSTM(H, return_sequences=…)`, wrapped in
@@ -403,6 +412,8 @@ class GRU(_Recurrent):
 
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(GRU(H))`.
+    State (docs/sequences.md): `return_state` adds the extra output `NAME:h` (H,) (bidirectional also
+    `NAME:h_backward`); inputs after the sequence are the initial state in the same order.
     Parameters per direction and layer: 3·H·(F_l + H) + 6·H (two bias vectors), e.g. 32 → 64: 18,816.
     F_0 = F, F_l = H·dirs above.
 
@@ -412,7 +423,8 @@ class GRU(_Recurrent):
     Every step is counted, also the first one.
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.GRU(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.GRU(H, reset_after=True, return_sequences=…)` (the

@@ -76,8 +76,7 @@ class LayerSpec(BaseModel):
     type: str
     name: str | None = Field(default=None, description="Unique layer name (default: the type and a counter, e.g. dense_1).")
     inputs: list[str] | None = Field(
-        default=None, description="Names of the layers or model inputs this layer reads ('enc:h': layer enc's extra "
-                                    "output h, see return_state); default: the previous layer."
+        default=None, description="Names of the layers or model inputs this layer reads; default: the previous layer."
     )
 
     # Class-level facts about the type, set by @register and by subclasses.
