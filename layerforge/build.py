@@ -249,23 +249,23 @@ def check_rules(spec: Spec, graph: Graph, marks: Marks) -> None:
     out = graph.outputs[0]
     if out in graph.inputs:
         return
-    node = graph.node(out)
+    node, shape = graph.producer(out), graph.shape_of(out)
     at = ("model", "layers", node.index)
     train, data = spec.train, spec.data
     task = (data.task or DATASET_TASKS.get(data.dataset or "")) if data is not None else None
-    kind = rules.head_kind(train.loss, task, node.out_shape)
+    kind = rules.head_kind(train.loss, task, shape)
     has_val = None if data is None else (data.val_fraction > 0 or data.val_path is not None)
     problems = []
     if kind is not None:
-        n_classes = node.out_shape[-1] if kind == "class" else None
+        n_classes = shape[-1] if kind == "class" else None
         metrics = list(train.metrics) if train.metrics is not None else rules.default_metrics(task, kind)
-        problems += rules.loss_problems(train.loss, kind, node.out_shape, at)
+        problems += rules.loss_problems(train.loss, kind, shape, at)
         problems += rules.metric_problems(train.metrics or [], kind, n_classes, train.loss.name if train.loss else
                                           {"class": "cross_entropy", "binary": "bce", "real": "mse"}[kind])
     else:  # only the data can tell the head: allow every metric a default could bring
         metrics = list(train.metrics) if train.metrics is not None else ["accuracy", "perplexity", "mae", "rmse", "r2"]
     problems += rules.monitor_problems(train, metrics, has_val)
-    act = node.layer.output_activation()
+    act = node.layer.output_activation() if out == node.name else None  # an extra output ('enc:h') has none
     guess = kind or ("class" if act in ("softmax", "log_softmax") and task != "regression" else None)
     activation = rules.output_activation_problem(act, guess, train.loss.name if train.loss else None, at, node.name)
     if activation is not None:
@@ -291,6 +291,6 @@ def check_spec_data(spec: Spec, graph: Graph, marks: Marks) -> list[str]:
         path = tuple(e.path or ("data",))
         layer = None
         if path == ("model", "outputs") and len(graph.outputs) == 1 and graph.outputs[0] not in graph.inputs:
-            node = graph.node(graph.outputs[0])
+            node = graph.producer(graph.outputs[0])
             path, layer = ("model", "layers", node.index), node.layer.label()
         raise SpecError([marks.locate(path, e.message, e.hint, layer)]) from None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import Issue, ShapeError
 from .layers.common import numel
-from .layers.registry import LayerSpec, Shape
+from .layers.registry import OUTPUT_SEP, LayerSpec, Shape, split_ref
 from .text import suggest
 
 if TYPE_CHECKING:
@@ -38,6 +38,14 @@ class Node:
     in_masked: list[bool] = field(default_factory=list)
     mask_mode: str = "keep"
     out_masked: bool = False
+    # Named extra outputs (LayerSpec.extra_outputs: a recurrent layer's final states with return_state) and
+    # their shapes, in the order the module returns them after its main output; read as '<name>:<key>'.
+    extra_shapes: dict[str, Shape] = field(default_factory=dict)
+
+    @property
+    def extra_refs(self) -> list[str]:
+        """The references of the extra outputs ('enc:h', 'enc:c'), in the module's order."""
+        return [f"{self.name}{OUTPUT_SEP}{k}" for k in self.extra_shapes]
 
     def build(self) -> "nn.Module":
         """The layer's module for its input shapes (and its input's time steps, for time-aware layers)."""
@@ -65,8 +73,8 @@ class Node:
 
     @property
     def out_elements(self) -> int:
-        """Output elements per sample (all time steps)."""
-        return numel(self.out_shape) * self.out_steps
+        """Output elements per sample (all time steps), extra outputs included."""
+        return (numel(self.out_shape) + sum(numel(s) for s in self.extra_shapes.values())) * self.out_steps
 
 
 @dataclass
@@ -80,10 +88,22 @@ class Graph:
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
 
-    def shape_of(self, name: str) -> Shape:
-        if name in self.inputs:
-            return self.inputs[name]
-        return self.node(name).out_shape
+    def shape_of(self, ref: str) -> Shape:
+        """The per-sample shape of a model input, a layer's output or a layer's extra output ('enc:h')."""
+        if ref in self.inputs:
+            return self.inputs[ref]
+        name, part = split_ref(ref)
+        node = self.node(name)
+        return node.out_shape if part is None else node.extra_shapes[part]
+
+    def producer(self, ref: str) -> Node | None:
+        """The layer whose output (or extra output) ``ref`` is; None for a model input."""
+        return None if ref in self.inputs else self.node(split_ref(ref)[0])
+
+    @property
+    def multi_output(self) -> bool:
+        """Whether a layer returns extra outputs (the executor then unpacks them)."""
+        return any(n.extra_shapes for n in self.nodes)
 
     @property
     def masked(self) -> bool:
@@ -126,7 +146,10 @@ def plan(
         if layer.name:
             # a '.' in a written name is refused where blocks are expanded (spec/blocks.py): expanded
             # layers are named <use>.<k>.<layer> and nest as submodules (module_tree)
-            if layer.name in input_shapes:
+            if OUTPUT_SEP in layer.name:
+                issues.append(locate(at(i, "name"), f"layer name '{layer.name}' contains '{OUTPUT_SEP}'",
+                                     f"'{OUTPUT_SEP}' reads a layer's extra output (enc{OUTPUT_SEP}h): use '_'", layer.label()))
+            elif layer.name in input_shapes:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already a model input", "rename the layer", layer.label()))
             elif layer.name in seen:
                 issues.append(locate(at(i, "name"), f"name '{layer.name}' is already used by model.layers[{seen[layer.name]}]",
@@ -154,10 +177,11 @@ def plan(
             refs.append([first_input] if i == 0 else [names[i - 1]])
         else:
             for j, ref in enumerate(layer.inputs):
-                if ref not in known:
-                    hint = suggest(ref, sorted(known)) or f"known names: {', '.join(sorted(known))}"
+                base = split_ref(ref)[0]
+                if base not in known:
+                    hint = suggest(base, sorted(known)) or f"known names: {', '.join(sorted(known))}"
                     issues.append(locate(at(i, "inputs", j), f"unknown input '{ref}'", hint, layer.label()))
-                elif ref == names[i]:
+                elif base == names[i]:
                     issues.append(locate(at(i, "inputs", j), f"layer '{ref}' reads its own output", "a layer cannot be its own input", layer.label()))
             refs.append(list(layer.inputs))
         n = len(refs[-1])
@@ -172,10 +196,11 @@ def plan(
     # 3. Topological order (Kahn, stable: spec order among ready layers, a heap of indices: linear in
     # the layers and references); leftovers form a cycle.
     index = {n: i for i, n in enumerate(names)}
-    waiting = [len({index[r] for r in refs[i] if r in index}) for i in range(len(layers))]
+    deps = [{index[b] for r in refs[i] if (b := split_ref(r)[0]) in index} for i in range(len(layers))]
+    waiting = [len(d) for d in deps]
     readers: list[list[int]] = [[] for _ in layers]
     for i in range(len(layers)):
-        for d in {index[r] for r in refs[i] if r in index}:
+        for d in deps[i]:
             readers[d].append(i)
     ready_heap = [i for i in range(len(layers)) if waiting[i] == 0]
     heapq.heapify(ready_heap)
@@ -200,11 +225,15 @@ def plan(
     steps: dict[str, int] = dict.fromkeys(input_shapes, 1)
     masked: dict[str, bool] = dict.fromkeys(input_shapes, False)
     nodes: list[Node] = []
+    extras: dict[str, list[str]] = {}  # planned layer → its extra outputs' names
     for i in done:
         layer = layers[i]
+        for j, r in enumerate(refs[i]):
+            if r not in shapes and split_ref(r)[0] in shapes:  # a planned layer (or input) lacking that output
+                issues.append(locate(at(i, "inputs", j), *_no_such_output(r, extras, layers, index), layer.label()))
         node = Node(names[i], layer, i, refs[i], [shapes[r] for r in refs[i] if r in shapes])
         if len(node.in_shapes) != len(refs[i]):
-            continue  # an input failed upstream; its issue is already reported
+            continue  # an input failed upstream (its issue is already reported) or names no output
         in_steps = {r: steps[r] for r in refs[i]}
         if len(set(in_steps.values())) > 1:
             got = ", ".join(f"'{r}' T={t}" for r, t in in_steps.items())
@@ -216,6 +245,7 @@ def plan(
         try:
             node.out_steps = layer.out_steps(node.steps)
             node.out_shape = tuple(int(d) for d in layer.output_shape(node.in_shapes))
+            node.extra_shapes = {k: tuple(int(d) for d in v) for k, v in layer.extra_outputs(node.in_shapes).items()}
         except ShapeError as e:
             got = " and ".join(str(tuple(s)) for s in node.in_shapes)
             issues.append(locate(at(i), f"{e.message} (input shape{'s' if len(node.in_shapes) > 1 else ''}: {got})",
@@ -240,21 +270,43 @@ def plan(
         shapes[node.name] = node.out_shape
         steps[node.name] = node.out_steps
         masked[node.name] = node.out_masked
+        extras[node.name] = list(node.extra_shapes)
+        for k, ref in zip(node.extra_shapes, node.extra_refs):
+            shapes[ref], steps[ref], masked[ref] = node.extra_shapes[k], node.out_steps, False  # a state has no mask
         nodes.append(node)
 
     outs = outputs or [names[-1]]
     for j, o in enumerate(outs):
-        if o not in known:
-            issues.append(locate(("model", "outputs") if outputs and len(outputs) == 1 else ("model", "outputs", j),
-                                 f"unknown output '{o}'", suggest(o, sorted(known)), None))
+        where = ("model", "outputs") if outputs and len(outputs) == 1 else ("model", "outputs", j)
+        base = split_ref(o)[0]
+        if base not in known:
+            issues.append(locate(where, f"unknown output '{o}'", suggest(base, sorted(known)), None))
+        elif o not in shapes and base in shapes:
+            issues.append(locate(where, *_no_such_output(o, extras, layers, index), None))
         elif steps.get(o, 1) > 1:
-            k = names.index(o)
+            k = names.index(base)
             issues.append(locate(at(k), f"the model's output '{o}' still carries {steps[o]} time steps folded into "
                                  "the batch", "end the spiking part with - {type: spike_readout, reduce: mean}",
                                  layers[k].label()))
     if issues:
         return None, issues
     return Graph(dict(input_shapes), nodes, outs), []
+
+
+def _no_such_output(ref: str, extras: dict[str, list[str]], layers: list[LayerSpec],
+                    index: dict[str, int]) -> tuple[str, str]:
+    """Message and hint for a reference 'name:part' to an extra output that its layer (or input) lacks."""
+    name, part = split_ref(ref)
+    if name not in index:
+        return (f"'{ref}' reads an extra output, but '{name}' is a model input, which has one value",
+                f"read '{name}'")
+    layer, have = layers[index[name]], extras.get(name, [])
+    if not have:
+        fix = (f"set return_state: true on '{name}'" if "return_state" in type(layer).model_fields
+               else f"{layer.type} has one output: read '{name}'")
+        return f"'{ref}' reads an extra output, but layer '{name}' ({layer.type}) has none", fix
+    full = [f"{name}{OUTPUT_SEP}{k}" for k in have]
+    return f"layer '{name}' ({layer.type}) has no output '{part}'", suggest(ref, full) or f"its extra outputs: {', '.join(full)}"
 
 
 @cache
@@ -285,14 +337,17 @@ def graph_module_class() -> type:
             ]
             # A plain chain (each layer reads the previous one, single input/output) runs as a tight loop.
             names = [n.name for n in graph.nodes]
+            # Padding masks travel beside the values (docs/sequences.md) and layers with extra outputs
+            # return tuples: both run the general loop; every other graph keeps the plain one.
+            self._masked = graph.masked
+            self._general = graph.masked or graph.multi_output
             self._chain = (
-                not graph.masked
+                not self._general
                 and len(graph.inputs) == 1
                 and graph.outputs == names[-1:]
                 and all(n.inputs == ([self.input_names[0]] if k == 0 else [names[k - 1]]) for k, n in enumerate(graph.nodes))
             )
             self._chain_modules = list(self.layers.values()) if self._chain else []
-            self._masked = graph.masked  # padding masks travel beside the values (docs/sequences.md)
 
         def forward(self, *args: "torch.Tensor", **kwargs: "torch.Tensor"):
             if self._chain and len(args) == 1 and not kwargs:
@@ -305,8 +360,8 @@ def graph_module_class() -> type:
             missing = [n for n in self.input_names if n not in values]
             if missing:
                 raise TypeError(f"missing model input(s): {', '.join(missing)} (inputs: {', '.join(self.input_names)})")
-            if self._masked:
-                self._run_masked(values)
+            if self._general:
+                self._run_general(values)
             else:
                 for name, ins, free in self._steps:
                     values[name] = self.layers[name](*[values[r] for r in ins])
@@ -315,34 +370,47 @@ def graph_module_class() -> type:
             outs = tuple(values[o] for o in self.graph.outputs)
             return outs[0] if len(outs) == 1 else outs
 
-        def _run_masked(self, values: dict[str, Any]) -> None:
-            """The steps with padding masks beside the values: each layer receives, keeps, makes or drops
-            its inputs' masks as its ``mask_mode`` says (decided by ``plan``)."""
+        def _run_general(self, values: dict[str, Any]) -> None:
+            """The steps with padding masks beside the values (unless ``_masked`` is off: the memory
+            estimate traces at full length) and extra outputs unpacked: a layer with extra outputs returns
+            ``(output, *extras)``, stored under 'name:key' (``Node.extra_refs``)."""
             masks: dict[str, Any] = {}
             for (name, ins, free), node in zip(self._steps, self.graph.nodes):
                 module, xs = self.layers[name], [values[r] for r in ins]
-                mode, got = node.mask_mode, [masks.get(r) for r in ins]
-                if mode in ("use", "consume") and any(m is not None for m in got):
-                    values[name] = module(*xs, masks=got)
+                got = [masks.get(r) for r in ins]
+                if node.mask_mode in ("use", "consume") and any(m is not None for m in got):
+                    out = module(*xs, masks=got)
                 else:
-                    values[name] = module(*xs)
-                if mode == "make":
-                    masks[name] = module.compute_mask(xs[0])
-                elif mode == "use":
-                    if got[0] is not None:
-                        masks[name] = got[0]
-                elif mode == "keep":
-                    present = [m for m in got if m is not None]
-                    if present:
-                        m = present[0]
-                        for other in present[1:]:
-                            m = m & other
-                        masks[name] = m
+                    out = module(*xs)
+                if node.extra_shapes:
+                    out, *extra = out
+                    values.update(zip(node.extra_refs, extra))
+                values[name] = out
+                if self._masked:
+                    _track_mask(masks, name, node.mask_mode, module, xs, got)
                 for r in free:
                     del values[r]
                     masks.pop(r, None)
 
     return _GraphModule
+
+
+def _track_mask(masks: dict[str, Any], name: str, mode: str, module: Any, xs: list, got: list) -> None:
+    """Record the padding mask of layer ``name``'s output: the layer keeps, makes or drops its inputs'
+    masks (``got``) as its ``mask_mode`` says (decided by ``plan``)."""
+    if mode == "make":
+        masks[name] = module.compute_mask(xs[0])
+    elif mode == "use":
+        if got[0] is not None:
+            masks[name] = got[0]
+    elif mode == "keep":
+        present = [m for m in got if m is not None]
+        if present:
+            m = present[0]
+            for other in present[1:]:
+                m = m & other
+            masks[name] = m
+
 
 
 MAX_TENSORS_PER_LAYER = 4_096  # weight tensors one layer may create (a 256-layer bidirectional LSTM has 2,048)

@@ -340,7 +340,7 @@ def estimate_memory(graph: "Graph", batch: int, *, train: bool, optimizer: str =
         model = build_module(graph)
         # Padding masks: packed sequences take their lengths from the data, which fake tensors do not hold,
         # so a masked model is traced at full length, every step valid (the most a padded batch can need).
-        model._masked = False
+        model._masked = False  # the graph's general loop then tracks no masks
         xs = make_inputs(graph, batch, device)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = make_optimizer(optimizer, params) if train and params else None  # nothing to train: a forward
@@ -398,10 +398,12 @@ def _keep_declared_memory(model: Any, graph: "Graph", batch: int) -> None:
         saved, transient = mem.saved * batch * n.steps, mem.transient * batch * n.steps
 
         def hook(_m: Any, _args: Any, out: Any, saved: int = saved, transient: int = transient) -> Any:
-            torch.empty(transient, dtype=torch.uint8, device=out.device)
-            if not (torch.is_grad_enabled() and out.requires_grad):
+            main, *extra = out if isinstance(out, tuple) else (out,)  # extra outputs (LayerSpec.extra_outputs)
+            torch.empty(transient, dtype=torch.uint8, device=main.device)
+            if not (torch.is_grad_enabled() and main.requires_grad):
                 return out
-            return _keep_fn().apply(out, torch.empty(saved, dtype=torch.uint8, device=out.device))
+            kept = _keep_fn().apply(main, torch.empty(saved, dtype=torch.uint8, device=main.device))
+            return (kept, *extra) if isinstance(out, tuple) else kept
 
         model.layers[n.name].register_forward_hook(hook)
 

@@ -24,6 +24,11 @@ class LayerRow:
     backward_flops: int | None
     info: dict[str, Any] = field(default_factory=dict)  # the layer type's extra_info (per sample; e.g. a compression ratio)
     steps: int = 1  # spiking: time steps T folded into the output's batch axis (output_shape[0] = batch·T)
+    extra_outputs: dict[str, list[int]] = field(default_factory=dict)  # 'enc:h' → its shape (return_state)
+
+    def shape_text(self, sep: str = ", ") -> str:
+        """The output shape, then each extra output's: '[32, 64], enc:h [32, 64], enc:c [32, 64]'."""
+        return sep.join([str(self.output_shape), *(f"{k} {v}" for k, v in self.extra_outputs.items())])
 
 
 @dataclass
@@ -61,7 +66,8 @@ def summarize(spec: Spec, graph: Graph, batch_size: int = 1, dtype_bytes: int = 
         p, t, _ = counts[n.name]
         rows.append(LayerRow(n.name, n.layer.type, list(n.inputs), [batch_size * n.out_steps, *n.out_shape], p, t,
                              None if f is None else f * batch_size, None if b is None else b * batch_size,
-                             n.layer.extra_info(n.in_shapes, n.out_shape), n.out_steps))
+                             n.layer.extra_info(n.in_shapes, n.out_shape), n.out_steps,
+                             {ref: [batch_size * n.out_steps, *s] for ref, s in zip(n.extra_refs, n.extra_shapes.values())}))
     total = sum(c[0] for c in counts.values())
     train = sum(c[1] for c in counts.values())
     bufs = sum(c[2] for c in counts.values())

@@ -188,7 +188,7 @@ def _table(s, graph) -> None:
     for r in s.layers:
         params = f"{r.params:,}" + ("" if r.params == r.trainable_params else f" ({r.params - r.trainable_params:,} frozen)")
         flops = "uncounted" if r.flops is None else human_count(r.flops)
-        row = ([f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [str(r.output_shape)]
+        row = ([f"{r.name} ({r.type})"] + ([", ".join(r.inputs)] if multi else []) + [r.shape_text("\n")]
                + ([str(r.steps)] if steps else []) + [params, flops] + ([format_info(r.info)] if info else []))
         t.add_row(*row)
     console.print(t)
@@ -215,20 +215,21 @@ def _tree(s, graph) -> None:
     plain chain is one flat list and indentation marks only real branches. Other inputs are named (← a, b)."""
     from rich.tree import Tree
 
+    from ..layers.registry import split_ref
     from ..text import human_count
     from .render import console
 
     rows = {r.name: r for r in s.layers}
     order = {n: i for i, n in enumerate([*graph.inputs, *(n.name for n in graph.nodes)])}
     children: dict[str, list[str]] = {}
-    for n in graph.nodes:
-        children.setdefault(max(n.inputs, key=order.__getitem__), []).append(n.name)
+    for n in graph.nodes:  # an extra output 'enc:h' hangs under its layer 'enc'
+        children.setdefault(max((split_ref(r)[0] for r in n.inputs), key=order.__getitem__), []).append(n.name)
 
     def label(name: str, via: str) -> str:
         r = rows[name]
-        others = [i for i in graph.node(name).inputs if i != via]
+        others = [i for i in graph.node(name).inputs if split_ref(i)[0] != via]
         joins = f" ← {', '.join(graph.node(name).inputs)}" if others else ""
-        return f"{name} [dim]({r.type})[/]{joins} → {r.output_shape}  {r.params:,} params"
+        return f"{name} [dim]({r.type})[/]{joins} → {r.shape_text()}  {r.params:,} params"
 
     def add(parent, name: str) -> None:
         kids = children.get(name, [])

@@ -1,9 +1,11 @@
 """Recurrent layers: simple RNN, LSTM, GRU (torch's cells, batch-first, cuDNN on GPU).
 
 All three share one shape rule and one wrapper module: torch's ``nn.RNN``/``nn.LSTM``/``nn.GRU``
-return ``(output, state)``; the wrapper returns ONE tensor, either the whole output sequence or the last
-step's output the way Keras does (for a bidirectional layer: the forward direction's last step joined
-with the backward direction's output at t=0, as ``Bidirectional(return_sequences=False)``).
+return ``(output, state)``; the wrapper returns the whole output sequence or the last step's output the
+way Keras does (for a bidirectional layer: the forward direction's last step joined with the backward
+direction's output at t=0, as ``Bidirectional(return_sequences=False)``), and with ``return_state`` the
+final states after it as extra outputs (``LayerSpec.extra_outputs``); inputs after the sequence are the
+initial state.
 """
 from __future__ import annotations
 
@@ -40,61 +42,87 @@ def _wrapper_class() -> type:
     from .recurrent_loop import reverse_valid, run_loop, steps_at, valid_first
 
     class RecurrentOutput(nn.Module):
-        """Runs a torch recurrent module and returns one tensor: the sequence or the last step.
+        """Runs a torch recurrent module and returns the sequence or the last step, and with
+        ``return_state`` also each direction's final state: ``(y, h, c, h_backward, c_backward)``.
 
-        With a padding mask (bool (B, T), True = valid) the sequences are packed, so each one stops at
-        its own last valid step and a bidirectional layer's backward pass starts there; padded steps of
-        the output sequence are 0 (as Keras). Left-padded sequences run with their valid steps moved to
-        the front, and their outputs are put back in place."""
+        Inputs after the sequence are the initial state, one (B, H) tensor per direction and part in the
+        same order (num_layers 1). With a padding mask (bool (B, T), True = valid) the sequences are packed,
+        so each one stops at its own last valid step and a bidirectional layer's backward pass starts there;
+        padded steps of the output sequence are 0 (as Keras), and a sequence with no valid step keeps its
+        initial state. Left-padded sequences run with their valid steps moved to the front, and their
+        outputs are put back in place."""
 
         def __init__(self, rnn: nn.RNNBase, return_sequences: bool, go_backwards: bool = False,
-                     merge_mode: str = "concat", loop: dict[str, Any] | None = None) -> None:
+                     merge_mode: str = "concat", loop: dict[str, Any] | None = None,
+                     return_state: bool = False) -> None:
             super().__init__()
             self.rnn = rnn
             self.return_sequences = return_sequences
             self.go_backwards = go_backwards
             self.merge_mode = merge_mode
             self.loop = loop  # options the fused kernel lacks: run recurrent_loop.run_loop instead
+            self.return_state = return_state
+            self.lstm = isinstance(rnn, nn.LSTM)
 
-        def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        def forward(self, x: torch.Tensor, *state: torch.Tensor,
+                    masks: list[torch.Tensor | None] | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
             mask = masks[0] if masks else None  # (B, T) bool or None
             order = None if mask is None else valid_first(mask)
             if order is not None:  # left padding: valid steps first, as packing needs
                 x, mask = steps_at(x, order), steps_at(mask, order)
+            dirs = 2 if self.rnn.bidirectional else 1
+            h0, c0 = self._initial(state, dirs)  # (dirs, B, H) each, or None
+            lengths = None if mask is None else mask.sum(dim=1)  # (B,)
+            if self.go_backwards:
+                x = x.flip(1) if lengths is None else reverse_valid(x, lengths)  # (B, T, F), last step first
             if self.loop is not None:
-                lengths = None if mask is None else mask.sum(dim=1)
-                if self.go_backwards:
-                    x = x.flip(1) if lengths is None else reverse_valid(x, lengths)
-                out, state = run_loop(self.rnn, x=x, lengths=lengths, training=self.training, **self.loop)
-            elif mask is None:
-                if self.go_backwards:
-                    x = x.flip(1)  # (B, T, F), last step first
-                out, state = self.rnn(x)  # (B, T, H·dirs)
+                out, h_n, c_n = run_loop(self.rnn, x=x, lengths=lengths, training=self.training, h0=h0, c0=c0,
+                                         **self.loop)
             else:
-                lengths = mask.sum(dim=1)  # (B,)
-                if self.go_backwards:
-                    x = reverse_valid(x, lengths)
-                packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-                out, state = self.rnn(packed)
-                out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (B, T, H·dirs)
-            if self.return_sequences:
-                y = out
-            else:
-                h = state[0] if isinstance(state, tuple) else state  # (layers·dirs, B, H)
-                dirs = 2 if self.rnn.bidirectional else 1
-                # each direction's final state: forward after its last valid step, backward after t = 0
-                y = torch.cat(list(h[-dirs:]), dim=-1)  # (B, H·dirs)
+                hx = None if h0 is None else (h0, c0) if self.lstm else h0
+                if lengths is not None:
+                    x = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+                out, st = self.rnn(x, hx)  # (B, T, H·dirs); states (layers·dirs, B, H)
+                if lengths is not None:
+                    out, _ = pad_packed_sequence(out, batch_first=True, total_length=mask.shape[1])
+                h_n, c_n = st if self.lstm else (st, None)
+            if mask is not None:  # a sequence without a valid step keeps its initial state (packing ran one step)
+                h_n, c_n = (_keep_initial(s, s0, mask) for s, s0 in ((h_n, h0), (c_n, c0)))
+            # each direction's final state: forward after its last valid step, backward after t = 0
+            y = out if self.return_sequences else torch.cat(list(h_n[-dirs:]), dim=-1)  # (B, H·dirs)
             if mask is not None:
                 y = y * (mask.any(dim=1) if y.dim() == 2 else mask).unsqueeze(-1).to(y.dtype)  # empty rows → 0
             if order is not None and self.return_sequences:
                 y = steps_at(y, order, inverse=True)  # each output back at its input's step
-            return merge_directions(y, self.rnn.hidden_size, self.merge_mode) if self.rnn.bidirectional else y
+            if self.rnn.bidirectional:
+                y = merge_directions(y, self.rnn.hidden_size, self.merge_mode)
+            if not self.return_state:
+                return y
+            parts = [h_n[-dirs:], c_n[-dirs:]] if self.lstm else [h_n[-dirs:]]
+            return (y, *(p[d] for d in range(dirs) for p in parts))  # h, c, h_backward, c_backward
+
+        def _initial(self, state: tuple[torch.Tensor, ...], dirs: int) -> tuple[torch.Tensor | None, ...]:
+            """The initial inputs [h, c, h_backward, c_backward] (each (B, H)) as torch's h0, c0 (dirs, B, H)."""
+            if not state:
+                return None, None
+            per = 2 if self.lstm else 1
+            h0 = torch.stack([state[d * per] for d in range(dirs)])
+            c0 = torch.stack([state[d * per + 1] for d in range(dirs)]) if self.lstm else None
+            return h0, c0
 
         def extra_repr(self) -> str:
             extra = ", go_backwards=True" if self.go_backwards else ""
             extra += f", step loop {self.loop}" if self.loop else ""
             extra += f", merge_mode={self.merge_mode}" if self.rnn.bidirectional and self.merge_mode != "concat" else ""
+            extra += ", return_state=True" if self.return_state else ""
             return f"return_sequences={self.return_sequences}{extra}"
+
+    def _keep_initial(s: torch.Tensor | None, s0: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
+        """The final states s (layers·dirs, B, H) with rows of empty sequences reset to s0 (or 0)."""
+        if s is None:
+            return None
+        some = mask.any(dim=1)[None, :, None]  # (1, B, 1)
+        return torch.where(some, s, s0 if s0 is not None and s0.shape[0] == s.shape[0] else torch.zeros_like(s))
 
     return RecurrentOutput
 
@@ -118,6 +146,8 @@ class _Recurrent(LayerSpec):
     torch_module: ClassVar[str] = ""
     n_gates: ClassVar[int] = 1
     cell_flops_per_unit: ClassVar[int] = 0
+    state_parts: ClassVar[tuple[str, ...]] = ("h",)  # the state of one direction (LSTM: h, c)
+    max_inputs = 3  # the sequence, then the initial state: one input per part and direction
 
     units: PositiveInt = Field(description="Hidden size H of each direction.")
     num_layers: Count = Field(
@@ -149,6 +179,21 @@ class _Recurrent(LayerSpec):
                     "(as Keras); > 0 runs the step loop instead of the fused kernel (slower).",
     )
 
+    return_state: bool = Field(
+        default=False, description="Also return the final state as extra outputs read as '<name>:h' (LSTM also "
+                                   "'<name>:c'; bidirectional also ':h_backward', ':c_backward'), as Keras' "
+                                   "return_state; stacked layers: the last layer's.",
+    )
+
+    def state_names(self) -> list[str]:
+        """The state's parts in Keras' order: h (, c) per direction, the backward ones suffixed _backward.
+        They name the extra outputs (return_state) and the initial-state inputs after the sequence."""
+        dirs = ("", "_backward") if self.bidirectional else ("",)
+        return [p + d for d in dirs for p in self.state_parts]
+
+    def extra_outputs(self, in_shapes: list[Shape]) -> dict[str, Shape]:
+        return {k: (self.units,) for k in self.state_names()} if self.return_state else {}
+
     def loop_options(self) -> dict[str, Any] | None:
         """The options for recurrent_loop.run_loop, or None when torch's fused kernel computes this layer."""
         opts = {"kind": self.type, "activation": getattr(self, "activation", "tanh"),
@@ -178,10 +223,30 @@ class _Recurrent(LayerSpec):
         return self
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:
-        (s,) = in_shapes
+        s, *initial = in_shapes
         if len(s) != 2:
             raise ShapeError(f"{self.type} needs a sequence (T, F), got {tuple(s)}", hint=sequence_hint(s))
+        if initial:
+            self._check_initial_state([tuple(x) for x in initial])
         return (s[0], self.width) if self.return_sequences else (self.width,)
+
+    def _check_initial_state(self, shapes: list[Shape]) -> None:
+        """The inputs after the sequence: one (units,) state per part and direction, on one stacked layer."""
+        want = self.state_names()
+        refs = ", ".join(f"enc:{k}" for k in want)
+        if len(shapes) != len(want):
+            raise ShapeError(f"the inputs after the sequence are the initial state, {len(want)} for this {self.type} "
+                             f"({', '.join(want)}), got {len(shapes)}",
+                             hint=f"inputs: [<sequence>, {refs}] with enc a {self.type} with return_state: true"
+                                  + (", bidirectional as this one" if self.bidirectional else ""))
+        if self.num_layers > 1:
+            raise ShapeError(f"an initial state needs num_layers: 1, got {self.num_layers} (torch would need one "
+                             "state per stacked layer, Keras has no stacked layer)",
+                             hint="write the stacked layers as separate layers; the first takes the initial state")
+        bad = [f"{k} {s}" for k, s in zip(want, shapes) if s != (self.units,)]
+        if bad:
+            raise ShapeError(f"each initial state must have shape ({self.units},), the units; got {', '.join(bad)}",
+                             hint="pass the states of a layer with the same units (or map them with a dense layer)")
 
     @property
     def width(self) -> int:
@@ -202,7 +267,8 @@ class _Recurrent(LayerSpec):
             dropout=self.dropout, batch_first=True, bias=self.use_bias, **self._torch_kwargs(),
         )
         self._init(rnn)
-        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode, self.loop_options())
+        return _wrapper_class()(rnn, self.return_sequences, self.go_backwards, self.merge_mode, self.loop_options(),
+                                self.return_state)
 
     def _init(self, rnn) -> None:
         """Initialisation beyond torch's defaults (LSTM's unit_forget_bias)."""
@@ -241,6 +307,8 @@ class SimpleRNN(_Recurrent):
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0] (each direction's final state), as Keras'
     `Bidirectional(SimpleRNN(H))`. dirs = 2 if bidirectional else 1.
+    State (docs/sequences.md): `return_state` adds the extra output `NAME:h` (H,) (bidirectional also
+    `NAME:h_backward`); inputs after the sequence are the initial state in the same order.
     Parameters per direction and layer: H·F_l + H·H + 2·H (two bias vectors, as torch), F_0 = F,
     F_l = H·dirs above.
 
@@ -249,7 +317,8 @@ class SimpleRNN(_Recurrent):
     2·F_l·H + 2·H² + 4·H. Every step is counted, also the first one (h_{−1} = 0, torch still multiplies).
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.RNN(F, H, num_layers, nonlinearity=f, batch_first=True,
     bidirectional=…, dropout=…)` (output[:, -1] for the last step); Keras `layers.SimpleRNN(H, activation=f,
@@ -283,6 +352,9 @@ class LSTM(_Recurrent):
 
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(LSTM(H))`.
+    State (docs/sequences.md): `return_state` adds the extra outputs `NAME:h`, `NAME:c` (H,) each
+    (bidirectional also `NAME:h_backward`, `NAME:c_backward`); inputs after the sequence are the initial
+    state in the same order (Keras `initial_state=[h, c]`).
     Parameters per direction and layer: 4·H·(F_l + H) + 8·H (two bias vectors, as torch), e.g. 32 → 64:
     25,088. F_0 = F, F_l = H·dirs above.
 
@@ -291,7 +363,8 @@ class LSTM(_Recurrent):
     3H (f⊙c, i⊙g, their sum) + H (tanh c_t) + H (o⊙) = 8·F_l·H + 8·H² + 21·H. Every step is counted, also the first one.
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.LSTM(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.LSTM(H, return_sequences=…)`, wrapped in
@@ -303,6 +376,8 @@ class LSTM(_Recurrent):
     example_inputs = [(20, 32)]
     torch_module = "LSTM"
     n_gates = 4
+    state_parts = ("h", "c")
+    max_inputs = 5
     cell_flops_per_unit = 5  # f⊙c, i⊙g, +, tanh(c), o⊙
 
     activation: Activation = activation_field()
@@ -343,6 +418,8 @@ class GRU(_Recurrent):
 
     **Shapes.** input (T, F) → (T, H·dirs) with `return_sequences: true`, else (H·dirs): the last step's
     h; bidirectional: [forward h_{T−1}, backward h at t=0], as Keras' `Bidirectional(GRU(H))`.
+    State (docs/sequences.md): `return_state` adds the extra output `NAME:h` (H,) (bidirectional also
+    `NAME:h_backward`); inputs after the sequence are the initial state in the same order.
     Parameters per direction and layer: 3·H·(F_l + H) + 6·H (two bias vectors), e.g. 32 → 64: 18,816.
     F_0 = F, F_l = H·dirs above.
 
@@ -352,7 +429,8 @@ class GRU(_Recurrent):
     Every step is counted, also the first one.
     Options (docs/sequences.md): `use_bias: false` removes the 2·G·H bias adds per step; a bidirectional
     `merge_mode` sum/mul adds H per output step (ave 2·H); the activations, `go_backwards`, `reset_after`
-    and `recurrent_dropout` (training only) leave the count as it is; masked batches count the padded T.
+    and `recurrent_dropout` (training only) leave the count as it is, as do `return_state` and an initial
+    state; masked batches count the padded T.
 
     **Equivalents.** PyTorch `nn.GRU(F, H, num_layers, batch_first=True, bidirectional=…, dropout=…)`
     (output[:, -1] for the last step); Keras `layers.GRU(H, reset_after=True, return_sequences=…)` (the

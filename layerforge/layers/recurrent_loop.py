@@ -56,10 +56,13 @@ def steps_at(x: "torch.Tensor", order: "torch.Tensor", inverse: bool = False) ->
 
 
 def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Tensor | None", activation: str,
-             recurrent_activation: str, reset_after: bool, recurrent_dropout: float,
-             training: bool) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Run ``rnn``'s weights over x (B, T, F) step by step. Returns the output sequence (B, T, H·dirs), 0
-    at padded steps, and each direction's final h (layers·dirs, B, H) taken at its last valid step."""
+             recurrent_activation: str, reset_after: bool, recurrent_dropout: float, training: bool,
+             h0: "torch.Tensor | None" = None, c0: "torch.Tensor | None" = None
+             ) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]:
+    """Run ``rnn``'s weights over x (B, T, F) step by step, from the initial states h0, c0 (layers·dirs,
+    B, H; None: zeros), as torch's modules take them. Returns the output sequence (B, T, H·dirs), 0 at
+    padded steps, and each direction's final h and (LSTM, else None) c (layers·dirs, B, H), taken at its
+    last valid step."""
     import torch
     import torch.nn.functional as F
 
@@ -68,7 +71,7 @@ def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Te
     valid = torch.arange(t, device=x.device)[None, :] < n[:, None]  # (B, T)
     act, ract = activation_fn(activation), activation_fn(recurrent_activation)
     dirs = 2 if rnn.bidirectional else 1
-    finals = []
+    finals, cells = [], []
     seq = x
     for layer in range(rnn.num_layers):
         outs = []
@@ -81,27 +84,33 @@ def run_loop(rnn: "nn.RNNBase", kind: str, x: "torch.Tensor", lengths: "torch.Te
             keep = None
             if training and recurrent_dropout > 0:  # one mask on h_{t-1} for every step, as Keras
                 keep = F.dropout(torch.ones(b, rnn.hidden_size, device=x.device, dtype=x.dtype), recurrent_dropout)
-            y, h = _direction(kind, inp, valid, w_ih, w_hh, b_ih, b_hh, act, ract, reset_after, keep)
+            k = layer * dirs + d
+            init = (None if h0 is None else h0[k], None if c0 is None else c0[k])
+            y, h, c = _direction(kind, inp, valid, w_ih, w_hh, b_ih, b_hh, act, ract, reset_after, keep, init)
             outs.append(reverse_valid(y, n) if d else y)
             finals.append(h)
+            cells.append(c)
         seq = torch.cat(outs, dim=-1)  # (B, T, H·dirs)
         if training and rnn.dropout > 0 and layer < rnn.num_layers - 1:
             seq = F.dropout(seq, rnn.dropout)
-    return seq, torch.stack(finals)
+    return seq, torch.stack(finals), torch.stack(cells) if kind == "lstm" else None
 
 
 def _direction(kind: str, x: "torch.Tensor", valid: "torch.Tensor", w_ih: "torch.Tensor", w_hh: "torch.Tensor",
                b_ih: "torch.Tensor | None", b_hh: "torch.Tensor | None", act: Callable, ract: Callable,
-               reset_after: bool, keep: "torch.Tensor | None") -> tuple["torch.Tensor", "torch.Tensor"]:
-    """One direction of one layer: outputs (B, T, H) and the h after each sequence's last valid step."""
+               reset_after: bool, keep: "torch.Tensor | None",
+               init: tuple["torch.Tensor | None", "torch.Tensor | None"]
+               ) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    """One direction of one layer from the initial (h, c) (B, H; None: zeros): outputs (B, T, H) and the
+    h and c after each sequence's last valid step."""
     import torch
     import torch.nn.functional as F
 
     b, t = x.shape[0], x.shape[1]
     hsz = w_hh.shape[1]
     xw = F.linear(x, w_ih, b_ih)  # (B, T, G·H): every step's input projection at once
-    h = x.new_zeros(b, hsz)
-    c = x.new_zeros(b, hsz)
+    h = x.new_zeros(b, hsz) if init[0] is None else init[0]
+    c = x.new_zeros(b, hsz) if init[1] is None else init[1]
     ys = []
     for s in range(t):
         hd = h if keep is None else h * keep
@@ -123,4 +132,4 @@ def _direction(kind: str, x: "torch.Tensor", valid: "torch.Tensor", w_ih: "torch
             h_new = (1 - z) * n + z * h
         h = torch.where(valid[:, s, None], h_new, h)  # past a sequence's end its state stays
         ys.append(h_new * valid[:, s, None].to(h_new.dtype))
-    return torch.stack(ys, dim=1), h
+    return torch.stack(ys, dim=1), h, c

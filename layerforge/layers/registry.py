@@ -9,7 +9,8 @@ A layer type is a pydantic model of its parameters (unknown keys forbidden) with
   see docs/flops.md for the conventions. ``None`` means "cannot count" and is reported as uncounted.
 - ``backward_flops(in_shapes, out_shape)`` — defaults to 2 × forward (grad w.r.t. input and weights).
 
-Hooks with defaults: ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
+Hooks with defaults: ``extra_outputs(in_shapes)`` (named extra outputs such as a recurrent layer's
+states, read as ``layer:key``), ``id_range(i)`` (a layer reading integer ids), ``output_activation()`` (its final
 nonlinearity), ``check_memory(in_shapes, limit)`` (memory kept for backward, checked against the
 machine's), ``memory(in_shapes, out_shape)`` (the memory rule: by default derived by tracing the layer's
 PyTorch ops on fake tensors, see :mod:`layerforge.analysis.estimate`), ``extra_info(in_shapes, out_shape)``
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
     from torch import nn
 
 Shape = tuple[int, ...]
+
+# `enc:h` reads layer enc's extra output h (``LayerSpec.extra_outputs``, e.g. a recurrent layer's
+# return_state); '.' cannot serve: it names the layers of blocks (enc.0.attn), so ':' is refused in names.
+OUTPUT_SEP = ":"
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """A reference's layer (or model input) name and the extra output it reads: 'enc:h' → ('enc', 'h'),
+    'enc' → ('enc', None)."""
+    name, sep, part = ref.partition(OUTPUT_SEP)
+    return name, (part if sep else None)
 
 
 
@@ -160,6 +172,14 @@ class LayerSpec(BaseModel):
 
         Default: the class attribute ``masking``."""
         return type(self).masking
+
+    def extra_outputs(self, in_shapes: list[Shape]) -> dict[str, Shape]:
+        """Named extra outputs beside the main one (a recurrent layer's final states with ``return_state``)
+        and their per-sample shapes: a later layer or ``model.outputs`` reads one as ``<layer>:<key>``
+        (``enc:h``). A layer that declares any returns the tuple ``(output, *extras)`` from its module, the
+        extras in this order; they carry no padding mask and cost no FLOPs of their own (the layer computed
+        them anyway). Default: none, the module returns one tensor."""
+        return {}
 
     # --- helpers ------------------------------------------------------------------------------
     def label(self) -> str:

@@ -71,7 +71,7 @@ def resolve_goals(spec: "Spec", graph: "Graph") -> list[Goal]:
     if not wanted:
         return [Goal("val_loss" if has_val else "loss", "min")]
     task = (data.task or DATASET_TASKS.get(data.dataset or "")) if data is not None else None
-    out = graph.node(graph.outputs[0]).out_shape if len(graph.outputs) == 1 and graph.outputs[0] not in graph.inputs \
+    out = graph.shape_of(graph.outputs[0]) if len(graph.outputs) == 1 and graph.outputs[0] not in graph.inputs \
         else None
     kind = rules.head_kind(train.loss, task, out) if out is not None else None
     metrics = list(train.metrics) if train.metrics is not None else (

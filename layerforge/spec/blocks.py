@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Issue, KeyPath
+from ..layers.registry import OUTPUT_SEP
 from ..limits import MAX_COUNT
 from ..text import suggest
 from .loader import Marks
@@ -172,12 +173,20 @@ def _expand_use(use: dict, i: int, defs: dict, marks: Marks, out: _Expansion, pr
                 continue
             new = {**item, "name": names[local[j]]}
             if isinstance(item.get("inputs"), list):
-                new["inputs"] = [names.get(r, block_in if r == BLOCK_INPUT else r) for r in item["inputs"]]
+                new["inputs"] = [block_in if r == BLOCK_INPUT else _renamed(r, names) for r in item["inputs"]]
             elif j == 0 and k == 0 and entry is not None:
                 new["inputs"] = entry  # the use's inputs feed its first layer
             out.layers.append(new)
         block_in = _Ref(len(out.layers) - 1)  # the next repetition reads this one's last layer
     out.aliases[prefix] = len(out.layers) - 1
+
+
+def _renamed(ref: Any, names: dict[str, Any]) -> Any:
+    """``ref`` with its layer renamed by ``names``, an extra output's key kept: 'lstm_a:h' → 'enc.0.lstm_a:h'."""
+    if not isinstance(ref, str):
+        return ref
+    name, sep, part = ref.partition(OUTPUT_SEP)
+    return f"{names[name]}{sep}{part}" if name in names and isinstance(names[name], str) else ref
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,7 @@ def expand_blocks(raw: Any, marks: Marks) -> tuple[Any, Marks, list[Issue]]:
         names = _layer_names(out.layers, input_names)
         alias = {u: names[j] for u, j in out.aliases.items() if j is not None}
         outs = model["outputs"]
-        new_model["outputs"] = alias.get(outs, outs) if isinstance(outs, str) else [alias.get(o, o) for o in outs]
+        new_model["outputs"] = _renamed(outs, alias) if isinstance(outs, str) else [_renamed(o, alias) for o in outs]
     block_marks = BlockMarks(marks.file, marks.positions, marks.overridden, origins=out.origins)
     return {**raw, "model": new_model}, block_marks, out.issues
 
@@ -253,8 +262,7 @@ def _resolve(out: _Expansion, input_names: list[str]) -> None:
     alias = {u: name_of(j) for u, j in out.aliases.items()}
     for x in out.layers:
         if isinstance(x, dict) and isinstance(x.get("inputs"), list):
-            x["inputs"] = [name_of(r.index) if isinstance(r, _Ref) else alias.get(r, r) if isinstance(r, str) else r
-                           for r in x["inputs"]]
+            x["inputs"] = [name_of(r.index) if isinstance(r, _Ref) else _renamed(r, alias) for r in x["inputs"]]
 
 
 def merge_repeats(issues: list[Issue]) -> list[Issue]:

@@ -21,8 +21,10 @@ TYPES = sorted(registry())
 # reordered into blocked layouts, padded) that the rule does not model: the estimate is 0.64-0.71 of it.
 # Keyed by config file name or layer type. repeat_vector at batch 1: aten.repeat's CPU kernel builds ~96 B
 # of index tensors (arange, add, cat) beside a 60 B output: ×0.45 of 176 B (×0.96 at batch 32, ×1.00 at 256).
+# seq2seq_reverse at batch 256: two oneDNN LSTMs over 6 steps, inference ×0.73 (the same ×0.72 without
+# return_state and the initial state: the short-sequence LSTM inference scratch, not the states).
 KNOWN_GAPS = {("lstm_adding.yaml", 1, "inference"), ("adding_lstm.yaml", 1, "inference"),
-              ("repeat_vector", 1, "inference")}
+              ("repeat_vector", 1, "inference"), ("seq2seq_reverse.yaml", 256, "inference")}
 
 
 def _within(graph, batch: int, label: str) -> None:

@@ -57,11 +57,24 @@ def test_built_module_matches_inferred_shape_and_backward_runs(name):
         else:
             xs.append(torch.randn(3 * steps, *s, requires_grad=True))
     y = module(*xs)
+    if layer.extra_outputs(shapes):
+        y, *extra = y
+        assert [tuple(t.shape) for t in extra] == [(3, *s) for s in layer.extra_outputs(shapes).values()]
     assert tuple(y.shape) == (3 * layer.out_steps(steps), *out_shape)
     y.float().square().mean().backward()
     params = list(module.parameters())
     if params:
         assert any(p.grad is not None for p in params)
+
+
+@pytest.mark.parametrize("name", [n for n in TYPES if "return_state" in registry()[n].model_fields])
+def test_extra_outputs_follow_the_main_output_with_the_declared_shapes(name):
+    cls = registry()[name]
+    layer = _example(cls).model_copy(update={"return_state": True})
+    shapes = [tuple(s) for s in cls.example_inputs]
+    y, *extra = _build(cls, layer, shapes).eval()(*[torch.randn(3, *s) for s in shapes])
+    assert tuple(y.shape) == (3, *layer.output_shape(shapes))
+    assert [tuple(t.shape) for t in extra] == [(3, *s) for s in layer.extra_outputs(shapes).values()] != []
 
 
 @pytest.mark.parametrize("name", TYPES)
