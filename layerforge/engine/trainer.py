@@ -123,6 +123,7 @@ class Trainer(TrainerState):
         self._best_weights: dict[str, "torch.Tensor"] | None = None
         self._stop = False
         self.resumed = False
+        self.notes: list[str] = []  # shown when training starts (RunInfo.notes), e.g. what init_from loaded
         self._probe = CompileProbe(self) if self.speed.compile == "auto" else None
 
     # --- setup helpers --------------------------------------------------------------------------
@@ -193,7 +194,8 @@ class Trainer(TrainerState):
             val_samples=len(self.val_split) if self.val_split is not None else 0,
             params=sum(p.numel() for p in self.model.parameters()), task=self.task, loss=self.head.loss,
             metrics=self.metrics, monitor=self.monitor, resumed=self.resumed,
-            notes=[str(n) for n in (self.bundle.meta or {}).get("notes", [])], request_stop=self.request_stop,
+            notes=[*(str(n) for n in (self.bundle.meta or {}).get("notes", [])), *self.notes],
+            request_stop=self.request_stop,
             speed=self.speed.summary(spec.optimizer.name), speedups=self.speed.to_dict())
         if self.run is not None and self.rank == 0:
             if not self.resumed:
@@ -256,7 +258,9 @@ class Trainer(TrainerState):
         schedule, per_step_lr = self.schedule, self.schedule.per_step
         clip = self.spec.grad_clip
         world = self.world
-        plain = accum == 1 and not amp and scaler is None and clip is None and not per_step_lr and world == 1
+        reg_of = model.regularization_loss if getattr(model, "regularized", False) else None  # weight penalties
+        plain = (accum == 1 and not amp and scaler is None and clip is None and not per_step_lr and world == 1
+                 and reg_of is None)
         bs, last_bs = self.batch_size, self.last_batch
         multi = self.multi_input
         spe = self.steps_per_epoch
@@ -300,6 +304,10 @@ class Trainer(TrainerState):
                 else:
                     out = fwd(**xb) if multi else fwd(xb)
                     loss = loss_fn(out, yb)
+                if reg_of is not None:  # Keras: the penalties are part of the loss (computed in fp32, no autocast)
+                    reg = reg_of()
+                    loss = loss + reg
+                    stats.add_reg(reg)
                 scaled = loss / accum if accum > 1 else loss
                 if world > 1:  # DDP averages rank means: weigh each by its share of the global batch
                     scaled = scaled * (yb.shape[0] * world / (bs if step < spe - 1 else last_bs))

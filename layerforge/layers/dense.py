@@ -5,11 +5,12 @@ from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
 from .common import ActivationName, activation_flops, make_activation, numel
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
+from .weights import KernelOptions
 
 
 @register("dense", family="core")
-class Dense(LayerSpec):
+class Dense(KernelOptions):
     """Fully connected layer: y = f(W·x + b), applied to the last axis of any rank.
 
     **Formula.** For input x ∈ ℝ^F (the last axis), weights W ∈ ℝ^{units×F}, bias b ∈ ℝ^{units}:

@@ -66,6 +66,9 @@ class LayerSpec(BaseModel):
     inputs: list[str] | None = Field(
         default=None, description="Names of the layers or model inputs this layer reads; default: the previous layer."
     )
+    trainable: bool = Field(default=True, description="false: freeze the layer's weights (no gradients, no optimizer "
+                            "updates, counted as non-trainable; a batchnorm then also runs in inference mode, as "
+                            "Keras). A layer without weights accepts it and nothing changes.")
 
     # Class-level facts about the type, set by @register and by subclasses.
     type_name: ClassVar[str] = ""
