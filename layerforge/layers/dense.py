@@ -27,6 +27,7 @@ class Dense(KernelOptions):
     example = "- {type: dense, units: 64, activation: relu}"
     example_inputs = [(10, 32)]
     masking = "keep"  # per step: a padding mask passes through
+    matrix_roles = ("kernel",)  # a 2-D kernel: the identity initializer applies
 
     units: PositiveInt = Field(description="Size of the output's last axis.")
     activation: ActivationName = Field(default="linear", description="Activation f applied after the affine map, e.g. "

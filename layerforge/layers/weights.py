@@ -295,7 +295,7 @@ def draw(t: "torch.Tensor", init: Initializer, fans: tuple[int, int] | None = No
     name = init.name
     with torch.no_grad():
         if name in ("zeros", "ones", "constant"):
-            t.fill_({"zeros": 0.0, "ones": 1.0}.get(name, init.arg("value")))  # type: ignore[arg-type]
+            t.fill_(init.arg("value") if name == "constant" else float(name == "ones"))  # type: ignore[arg-type]
         elif name == "random_normal":
             t.normal_(init.arg("mean"), init.arg("stddev"))  # type: ignore[arg-type]
         elif name == "truncated_normal":
