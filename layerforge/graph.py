@@ -42,16 +42,11 @@ class Node:
     def build(self) -> "nn.Module":
         """The layer's module for its input shapes (and its input's time steps, for time-aware layers),
         with the weight options every layer shares applied: its initializers, then ``trainable: false``."""
-        from .layers.weights import initialize
+        from .layers.weights import finish
 
         if type(self.layer).time_aware:
-            module = self.layer.build(self.in_shapes, steps=self.steps)  # type: ignore[call-arg]
-        else:
-            module = self.layer.build(self.in_shapes)
-        initialize(self.layer, module)
-        if not self.layer.trainable:
-            module.requires_grad_(False)
-        return module
+            return finish(self.layer, self.layer.build(self.in_shapes, steps=self.steps))  # type: ignore[call-arg]
+        return finish(self.layer, self.layer.build(self.in_shapes))
 
     def flops(self) -> int | None:
         """Forward FLOPs per sample, all T time steps included."""
@@ -274,9 +269,6 @@ def graph_module_class() -> type:
     from .layers.weights import regularized
     from .module_tree import layer_dict
 
-    def _keeps_running_stats(m: nn.Module) -> bool:
-        return isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats
-
     class _GraphModule(nn.Module):
         """The model built from a spec: one submodule per layer, run in the graph's order."""
 
@@ -306,10 +298,9 @@ def graph_module_class() -> type:
             self._chain_modules = list(self.layers.values()) if self._chain else []
             self._masked = graph.masked  # padding masks travel beside the values (docs/sequences.md)
             # Frozen layers' running statistics stay in inference mode (Keras' BatchNormalization, trainable=False).
-            self._inference_only = [m for n in graph.nodes if not n.layer.trainable
-                                    for m in self.layers[n.name].modules() if _keeps_running_stats(m)]
+            self._inference_only = [m for m in self.layers.modules() if getattr(m, "frozen_stats", False)]
             # Regularized weights: (layer, parameter path inside it, l1, l2); see regularization_loss.
-            self._penalties = [(n.name, path, r.l1, r.l2) for n in graph.nodes if n.layer.trainable
+            self._penalties = [(n.name, path, r.l1, r.l2) for n in graph.nodes
                                for path, r in regularized(n.layer, self.layers[n.name]) if r.l1 or r.l2]
 
         def train(self, mode: bool = True) -> "_GraphModule":

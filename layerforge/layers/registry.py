@@ -81,6 +81,7 @@ class LayerSpec(BaseModel):
     time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
     example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
     masking: ClassVar[str] = "refuse"  # what the layer does with a padding mask on its input (see mask_mode)
+    wraps: ClassVar[str] = ""  # a wrapper type: the field (and module attribute) holding the layer it wraps
 
     @field_validator("*", mode="after")
     @classmethod

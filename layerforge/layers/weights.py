@@ -123,14 +123,6 @@ InitOption = Optional[Initializer]
 RegOption = Optional[Regularizer]
 
 
-def as_initializer(value: InitOption) -> Initializer | None:
-    return value
-
-
-def as_regularizer(value: RegOption) -> Regularizer | None:
-    return value
-
-
 def _init_field(role: str, keras_default: str) -> object:
     return Field(default=None, description=f"Initializer of the {role} tensor(s): a Keras name (glorot_uniform, "
                  f"he_normal, orthogonal, zeros, ...) or {{name: ..., args}}; default: PyTorch's initialisation "
@@ -164,7 +156,7 @@ class WeightOptions(LayerSpec):
     @model_validator(mode="after")
     def _identity_needs_a_matrix(self) -> "WeightOptions":
         for role in self.roles:
-            init = as_initializer(getattr(self, f"{role}_initializer"))
+            init = getattr(self, f"{role}_initializer")
             if init is not None and init.name == "identity" and role not in self.matrix_roles:
                 raise ValueError(f"{role}_initializer: identity needs a 2-D tensor, and this layer's {role} is not "
                                  "one (Keras refuses it too); use orthogonal or a variance-scaling initializer")
@@ -325,7 +317,7 @@ def initialize(layer: LayerSpec, module: "nn.Module") -> None:
     """Draw the tensors of every role whose initializer the spec names (nothing on the meta device)."""
     if not isinstance(layer, WeightOptions):
         return
-    inits = {r: as_initializer(getattr(layer, f"{r}_initializer")) for r in layer.roles}
+    inits = {r: getattr(layer, f"{r}_initializer") for r in layer.roles}
     if not any(inits.values()):
         return
     for ref in layer.weight_refs(module):
@@ -336,9 +328,31 @@ def initialize(layer: LayerSpec, module: "nn.Module") -> None:
     layer.after_init(module)
 
 
+def finish(layer: LayerSpec, module: "nn.Module") -> "nn.Module":
+    """Apply the options every layer shares to its freshly built module (``Node.build``, and a wrapper for the
+    layer it wraps): the initializers, then ``trainable: false``, which turns off ``requires_grad`` and marks
+    the running-statistics modules (batchnorm) ``frozen_stats``: the model keeps them in inference mode."""
+    from torch.nn.modules.batchnorm import _NormBase
+
+    initialize(layer, module)
+    if not layer.trainable:
+        module.requires_grad_(False)
+        for m in module.modules():
+            if isinstance(m, _NormBase) and m.track_running_stats:
+                m.frozen_stats = True
+    return module
+
+
 def regularized(layer: LayerSpec, module: "nn.Module") -> list[tuple[str, Regularizer]]:
-    """(parameter path inside the module, its regularizer) for every role that names one."""
+    """(parameter path inside the module, its regularizer) for every role that names one, on a trainable
+    layer (Keras regularizes trainable weights only); a wrapper (``wraps``: the field holding the wrapped
+    layer, also the wrapped module's attribute) lists its inner layer's."""
+    if not layer.trainable:
+        return []
+    inner = type(layer).wraps
+    if inner:
+        return [(f"{inner}.{p}", r) for p, r in regularized(getattr(layer, inner), module.get_submodule(inner))]
     if not isinstance(layer, WeightOptions):
         return []
-    regs = {r: as_regularizer(getattr(layer, f"{r}_regularizer")) for r in layer.roles}
+    regs = {r: getattr(layer, f"{r}_regularizer") for r in layer.roles}
     return [(ref.path, regs[ref.role]) for ref in layer.weight_refs(module) if regs[ref.role] is not None]

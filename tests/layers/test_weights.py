@@ -167,3 +167,15 @@ def test_variance_matches_keras_3(cls, shape, ours, monkeypatch):
     w = _layer({**layer, _role_field(layer): name}, shape_in).get_parameter(path).detach().double()
     assert w.var().item() == pytest.approx(theirs.var().item(), rel=0.08)
     assert w.abs().max().item() <= theirs.abs().max().item() * 1.05 + 1e-6
+
+
+def test_a_wrapped_layer_keeps_its_weight_options():
+    model = lf.build_model({"model": {"input_shape": [4, 3], "layers": [
+        {"type": "time_distributed", "name": "td", "layer": {"type": "dense", "units": 2, "kernel_initializer": "ones",
+                                                              "kernel_regularizer": {"l1": 0.5}}},
+        {"type": "time_distributed", "layer": {"type": "batchnorm", "trainable": False}}]}})
+    assert torch.equal(model.layers["td"].layer.weight, torch.ones(2, 3))
+    assert model.regularization_loss().item() == pytest.approx(0.5 * 6)
+    bn = model.layers["time_distributed_1"].layer
+    model.train()
+    assert not bn.training and not any(p.requires_grad for p in bn.parameters())
