@@ -87,6 +87,11 @@ class Trainer(TrainerState):
         self.eager_forward = self.forward
         if self.speed.compile == "on":
             self.forward = torch.compile(self.forward)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            self._refuse([Problem(("model", "layers"), "the model has no trainable weights, so training would change "
+                                  "nothing (every layer with weights has trainable: false, or none has weights)",
+                                  "set trainable: true on at least one layer with weights, e.g. the head")],
+                         locate, source)
         self.optimizer = build_optimizer(spec.optimizer, self.model.parameters(), self.speed.optimizer_kwargs())
         self.batch_size = spec.batch_size
         self.eval_batch_size = spec.eval_batch_size or 4 * spec.batch_size

@@ -203,3 +203,12 @@ def test_regularizers_add_keras_penalties_to_the_loss_and_its_gradient(precision
     W1, b1 = trained.weight.detach(), trained.bias.detach()
     reg1 = 0.03 * W1.abs().sum() + 0.2 * (W1 ** 2).sum() + 0.01 * (b1 ** 2).sum()
     assert result.last["val_reg_loss"] == pytest.approx(float(reg1), rel=1e-5)  # evaluate counts it too, as Keras
+
+
+def test_a_model_with_every_layer_frozen_is_refused_before_training(tmp_path):
+    spec = BASE.replace("relu}", "relu, trainable: false}").replace("{type: batchnorm, name: norm}",
+                                                                       "{type: batchnorm, name: norm, trainable: false}")
+    p = write_spec(tmp_path, spec.replace("units: 3}", "units: 3, trainable: false}"))
+    with pytest.raises(SpecError, match="no trainable weights"):
+        lf.train(p, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
