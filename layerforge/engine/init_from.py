@@ -46,9 +46,15 @@ class InitReport:
         if self.absent:
             parts.append(f"not in the source: {', '.join(self.absent)}")
         if self.mismatched:
-            parts.append("shape mismatch: " + ", ".join(
-                f"{m['layer']}.{m['tensor']} {tuple(m['shape'])} vs {tuple(m['source_shape'])}" for m in self.mismatched))
+            parts.append("not loaded, they differ: " + ", ".join(mismatch_text(m) for m in self.mismatched))
         return "; ".join(parts)
+
+
+def mismatch_text(m: dict[str, Any]) -> str:
+    """One mismatched layer: its tensor's shape here and in the source, or the tensors only one side has."""
+    if m["shape"] is None or m["source_shape"] is None:
+        return f"{m['layer']} (tensors only one side has: {m['tensor']})"
+    return f"{m['layer']}.{m['tensor']} {tuple(m['shape'])} here, {tuple(m['source_shape'])} in '{m['source']}'"
 
 
 def _by_layer(keys: list[str], layers: list[str]) -> dict[str, dict[str, str]]:
@@ -121,12 +127,15 @@ def apply_init_from(spec: "Spec", model: "nn.Module") -> InitReport | None:
                 report.absent.append(layer)
                 continue
             used.add(src)
+            if set(got) != set(tensors):  # e.g. use_bias differs
+                report.mismatched.append({"layer": layer, "source": src, "tensor": ", ".join(sorted(set(got) ^ set(tensors))),
+                                          "shape": None, "source_shape": None})
+                continue
             bad = [{"layer": layer, "source": src, "tensor": t, "shape": list(state[k].shape),
-                    "source_shape": list(source[got[t]].shape) if t in got else None}
-                   for t, k in tensors.items() if t not in got or source[got[t]].shape != state[k].shape]
-            if bad or set(got) != set(tensors):
-                report.mismatched.extend(bad or [{"layer": layer, "source": src, "tensor": ", ".join(sorted(set(got) ^ set(tensors))),
-                                                  "shape": None, "source_shape": None}])
+                    "source_shape": list(source[got[t]].shape)}
+                   for t, k in tensors.items() if source[got[t]].shape != state[k].shape]
+            if bad:
+                report.mismatched.extend(bad)
                 continue
             for t, k in tensors.items():
                 state[k].copy_(source[got[t]])
@@ -138,8 +147,8 @@ def apply_init_from(spec: "Spec", model: "nn.Module") -> InitReport | None:
                      "name", f"map it with init_from.layers: {{{n}: <source layer>}}, or set strict: false to keep "
                      "its fresh weights") for n in report.absent]
         issues += [at(("run",), f"init_from (strict): layer '{m['layer']}' does not fit '{m['source']}' of the source "
-                      f"run: {m['tensor']} {m['shape']} here, {m['source_shape']} there",
-                      "make the layer's sizes equal the source's, or set strict: false") for m in report.mismatched]
+                      f"run: {mismatch_text(m)}", "make the layer's sizes equal the source's, or set strict: false")
+                   for m in report.mismatched]
         raise SpecError(issues)
     return report
 

@@ -141,7 +141,17 @@ def test_init_from_a_missing_run_or_a_mismatched_layer(tmp_path, base_run):
         lf.train(spec, out=tmp_path / "x")
     wide = _finetune(tmp_path, base_run, ", strict: true").read_text().replace("units: 12", "units: 10")
     (tmp_path / "wide.yaml").write_text(wide.replace("new_head", "head"))
-    with pytest.raises(SpecError, match=r"'body' does not fit 'body'.*\[10, 4\] here, \[12, 4\] there"):
+    from layerforge.build import load, module
+    from layerforge.engine.init_from import apply_init_from
+
+    loose = load(tmp_path / "wide.yaml", ["model.init_from.strict=false"])
+    model = module(*loose)
+    fresh = model.layers["body"][0].weight.clone()
+    report = apply_init_from(loose[0], model)  # every layer has 10 units or reads 10, not 12: none loads
+    assert {m["layer"] for m in report.mismatched} == {"body", "norm", "head"} and not report.loaded
+    assert "body.0.weight (10, 4) here, (12, 4) in 'body'" in report.line()
+    assert torch.equal(model.layers["body"][0].weight, fresh)  # kept its fresh weights
+    with pytest.raises(SpecError, match=r"'body' does not fit 'body'.*\(10, 4\) here, \(12, 4\) in 'body'"):
         lf.train(tmp_path / "wide.yaml", out=tmp_path / "y")
 
 
