@@ -49,6 +49,7 @@ SCALING: dict[str, tuple[float, str, str]] = {
     "lecun_uniform": (1.0, "fan_in", "uniform"), "lecun_normal": (1.0, "fan_in", "truncated_normal"),
 }
 TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated at ±2 (Keras divides by it)
+MAX_ARG = 1e6  # an initializer argument beyond this is a typo, not a weight (and torch's uniform_ overflows)
 
 
 class Initializer(BaseModel):
@@ -83,6 +84,10 @@ class Initializer(BaseModel):
     def _only_its_arguments(self) -> "Initializer":
         takes = INIT_ARGS.get(self.name, {})
         given = [k for k in type(self).model_fields if k != "name" and getattr(self, k) is not None]
+        for k in given:
+            v = getattr(self, k)
+            if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_ARG):
+                raise ValueError(f"{k} must be a finite number within ±{MAX_ARG:g}, got {v}")
         wrong = [k for k in given if k not in takes]
         if wrong:
             allowed = f"takes {', '.join(takes)}" if takes else "takes no arguments"
@@ -101,8 +106,8 @@ class Regularizer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    l1: NonNegativeFloat = Field(default=0.0, description="Factor of Σ|w|.")
-    l2: NonNegativeFloat = Field(default=0.0, description="Factor of Σw² (Keras: no ½).")
+    l1: NonNegativeFloat = Field(default=0.0, allow_inf_nan=False, description="Factor of Σ|w|.")
+    l2: NonNegativeFloat = Field(default=0.0, allow_inf_nan=False, description="Factor of Σw² (Keras: no ½).")
 
     @model_validator(mode="before")
     @classmethod

@@ -222,3 +222,17 @@ def test_a_model_with_every_layer_frozen_is_refused_before_training(tmp_path):
     with pytest.raises(SpecError, match="no trainable weights"):
         lf.train(p, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_with_a_frozen_body_and_a_penalty():
+    """The gradient scaler path: the penalty is scaled with the loss, frozen weights stay bit for bit."""
+    from tests.engine.engine_helpers import class_bundle, mlp_spec
+
+    spec = mlp_spec(epochs=2, device="cuda", precision="fp16", optimizer={"name": "adamw", "lr": 0.01})
+    spec["model"]["layers"][0].update(name="body", trainable=False)
+    spec["model"]["layers"][2]["kernel_regularizer"] = {"l2": 0.01}
+    before = lf.build_model(spec).layers["body"][0].weight.detach().clone()
+    result = lf.train(spec, data=class_bundle(), save=False)
+    assert result.status == "completed" and result.last["reg_loss"] > 0
+    assert torch.equal(result.model.layers["body"][0].weight.detach().cpu(), before)
