@@ -179,3 +179,14 @@ def test_a_wrapped_layer_keeps_its_weight_options():
     bn = model.layers["time_distributed_1"].layer
     model.train()
     assert not bn.training and not any(p.requires_grad for p in bn.parameters())
+
+
+def test_the_editor_schema_offers_the_new_keys():
+    import json
+
+    from layerforge.spec.jsonschema import spec_json_schema
+
+    text = json.dumps(spec_json_schema())
+    for key in ("init_from", "trainable", "kernel_initializer", "recurrent_regularizer", "embeddings_initializer",
+                "depthwise_initializer", "he_normal"):
+        assert f'"{key}"' in text, key
