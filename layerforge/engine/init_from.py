@@ -20,6 +20,7 @@ from ..errors import CheckpointError, Issue, SpecError
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..graph import Graph
     from ..spec.schema import Spec
 
 REPORT = "init_from.json"  # written into the new run directory
@@ -71,6 +72,53 @@ def _by_layer(keys: list[str], layers: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _locator(spec: "Spec") -> Callable[..., Issue]:
+    """Issues at ``model.init_from.<path>`` in the spec's file."""
+    marks = spec.marks
+    if marks is not None:
+        return lambda path, msg, hint: marks.locate(("model", "init_from", *path), msg, hint)
+    return lambda path, msg, hint: Issue(msg, ("model", "init_from", *path), hint, spec.source)
+
+
+def _source(spec: "Spec", layers: list[str]) -> tuple[str, Path, list[str]]:
+    """The source run's chosen checkpoint (best or last, and its directory) and its layer names, after checking the run (it opens, its spec
+    loads, it has a checkpoint) and the renames (each names a layer of ``layers`` and of the source)."""
+    from . import checkpoint as ckpt
+    from .rundir import RunDir
+
+    init, at = spec.model.init_from, _locator(spec)
+    try:
+        run = RunDir.open(init.run)
+        _, src_graph = run.load_spec(train_rules=False)
+    except CheckpointError as e:
+        raise SpecError([at(("run",), f"init_from: {e.message}", e.hint)]) from None
+    except SpecError as e:
+        raise SpecError([at(("run",), f"init_from: the run's spec.yaml does not load ({e.issues[0].message})",
+                            "give a run trained by this version of layerforge")]) from None
+    which = init.checkpoint
+    if which == "best" and not ckpt.exists(run.best):
+        which = "last"
+    if not ckpt.exists(getattr(run, which)):
+        raise SpecError([at(("run",), f"init_from: {init.run} has no checkpoint ({which}) yet",
+                            "give a run that finished at least one epoch")])
+    src_layers = [n.name for n in src_graph.nodes]
+    unknown = [at(("layers", new), f"init_from.layers: '{new}' is not a layer of this model", "use a layer name of "
+                  "this spec (the key is the new name, the value the source run's)") for new in init.layers
+               if new not in layers]
+    unknown += [at(("layers", new), f"init_from.layers: '{old}' is not a layer of the source run ({init.run})",
+                   f"its layers: {', '.join(src_layers)}") for new, old in init.layers.items() if old not in src_layers]
+    if unknown:
+        raise SpecError(unknown)
+    return which, ckpt.resolve(getattr(run, which)), src_layers
+
+
+def check_init_from(spec: "Spec", graph: "Graph") -> None:
+    """What ``validate`` checks of ``model.init_from`` without loading weights: the run, its checkpoint, the
+    renames (a located SpecError otherwise)."""
+    if spec.model.init_from is not None:
+        _source(spec, [n.name for n in graph.nodes])
+
+
 def apply_init_from(spec: "Spec", model: "nn.Module") -> InitReport | None:
     """Load ``spec.model.init_from`` into ``model`` (its freshly built module); None without init_from.
     Problems with the spec's key (a missing run, a rename naming an unknown layer, a strict miss) are
@@ -82,38 +130,12 @@ def apply_init_from(spec: "Spec", model: "nn.Module") -> InitReport | None:
     from safetensors.torch import load_file
 
     from . import checkpoint as ckpt
-    from .rundir import RunDir
 
-    marks = spec.marks
-    at: Callable[..., Issue] = (lambda path, msg, hint: marks.locate(("model", "init_from", *path), msg, hint)) \
-        if marks is not None else (lambda path, msg, hint: Issue(msg, ("model", "init_from", *path), hint, spec.source))
-    try:
-        run = RunDir.open(init.run)
-        src_spec, src_graph = run.load_spec(train_rules=False)
-    except CheckpointError as e:
-        raise SpecError([at(("run",), f"init_from: {e.message}", e.hint)]) from None
-    except SpecError as e:
-        raise SpecError([at(("run",), f"init_from: the run's spec.yaml does not load ({e.issues[0].message})",
-                            "give a run trained by this version of layerforge")]) from None
-    which = init.checkpoint
-    if which == "best" and not ckpt.exists(run.best):
-        which = "last"
-    path = getattr(run, which)
-    if not ckpt.exists(path):
-        raise SpecError([at(("run",), f"init_from: {init.run} has no checkpoint ({which}) yet",
-                            "give a run that finished at least one epoch")])
-    ckpt.verify(path)
-    source = load_file(str(ckpt.resolve(path) / ckpt.WEIGHTS))
-
+    at = _locator(spec)
     new_layers = list(model.layers)
-    src_layers = [n.name for n in src_graph.nodes]
-    unknown = [at(("layers", new), f"init_from.layers: '{new}' is not a layer of this model", "use a layer name of "
-                  "this spec (the key is the new name, the value the source run's)") for new in init.layers
-               if new not in new_layers]
-    unknown += [at(("layers", new), f"init_from.layers: '{old}' is not a layer of the source run ({init.run})",
-                   f"its layers: {', '.join(src_layers)}") for new, old in init.layers.items() if old not in src_layers]
-    if unknown:
-        raise SpecError(unknown)
+    which, path, src_layers = _source(spec, new_layers)
+    ckpt.verify(path)
+    source = load_file(str(path / ckpt.WEIGHTS))
 
     state = model.state_dict()
     mine, theirs = _by_layer(list(state), new_layers), _by_layer(list(source), src_layers)

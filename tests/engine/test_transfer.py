@@ -236,3 +236,12 @@ def test_cuda_fp16_with_a_frozen_body_and_a_penalty():
     result = lf.train(spec, data=class_bundle(), save=False)
     assert result.status == "completed" and result.last["reg_loss"] > 0
     assert torch.equal(result.model.layers["body"][0].weight.detach().cpu(), before)
+
+
+def test_validate_checks_init_from_without_loading_weights(base_run, tmp_path, capsys):
+    good = _finetune(tmp_path, base_run)
+    assert run_cli(capsys, "validate", str(good)).code == 0
+    bad = write_spec(tmp_path, FINETUNE.replace("RUN", str(base_run)).replace("{run: ", "{layers: {x: head}, run: "),
+                     "bad.yaml")
+    r = run_cli(capsys, "validate", str(bad))
+    assert r.code == 2 and "'x' is not a layer of this model" in r.out + r.err and "bad.yaml:6:" in r.out + r.err
