@@ -49,7 +49,7 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
     ``overrides``: ``--set`` items (``"train.epochs=5"``, ``"model.layers.logits.units=12"``).
     ``plugins``: extra plugin files, loaded before the spec's own ``plugins:``.
     ``check_data``: also read the first samples of the ``data:`` section and check them against the
-    model, and open ``model.init_from``'s run (what ``layerforge validate`` does unless ``--no-data``). ``base_dir``: where relative data
+    model (what ``layerforge validate`` does unless ``--no-data``). ``base_dir``: where relative data
     paths start (default: the spec file's folder). ``train_rules=False`` skips the train section's
     rules (for a run reopened to evaluate or predict: they held when it trained). A ``(Spec, Graph)`` pair
     from an earlier call is returned as it is when there is nothing to apply. ``marks``: the file positions of
@@ -80,7 +80,6 @@ def load(source: SpecSource | tuple[Spec, Graph], overrides: Sequence[str] | Non
         check_rules(spec, graph, marks)
     if check_data:
         check_spec_data(spec, graph, marks)
-        check_init_from(spec, graph)
     return spec, graph
 
 
@@ -279,14 +278,6 @@ def check_rules(spec: Spec, graph: Graph, marks: Marks) -> None:
         raise SpecError(errors)
     for _, issue in located:
         warn(issue)
-
-
-def check_init_from(spec: Spec, graph: Graph) -> None:
-    """``model.init_from``: its run opens and has a checkpoint, its renames name layers of both models
-    (:func:`layerforge.engine.init_from.check_init_from`; the weights load when training starts)."""
-    from .engine.init_from import check_init_from as check
-
-    check(spec, graph)
 
 
 def check_spec_data(spec: Spec, graph: Graph, marks: Marks) -> list[str]:
