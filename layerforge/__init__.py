@@ -66,10 +66,14 @@ def validate(spec: Any, overrides: list[str] | None = None, plugins: list[str] |
              data: bool = True, *, trust_plugins: bool = False) -> "tuple[Spec, Graph]":
     """What ``layerforge validate`` checks, without allocating weights: schema, layer parameters,
     references, shapes, size, the train section against the model, and (``data=True``) the first samples
-    of the data against the model. Returns (Spec, Graph); raises SpecError."""
+    of the data against the model, and ``model.init_from``'s run and renames. Returns (Spec, Graph); raises
+    SpecError."""
     from .build import load
+    from .engine.init_from import check_init_from
 
-    return load(spec, overrides, plugins, check_data=data, trust_plugins=trust_plugins)
+    spec_obj, graph = load(spec, overrides, plugins, check_data=data, trust_plugins=trust_plugins)
+    check_init_from(spec_obj, graph)
+    return spec_obj, graph
 
 
 def build_model(spec: Any, overrides: list[str] | None = None, seed: int | None = None,

@@ -48,10 +48,13 @@ class Node:
         return [f"{self.name}{OUTPUT_SEP}{k}" for k in self.extra_shapes]
 
     def build(self) -> "nn.Module":
-        """The layer's module for its input shapes (and its input's time steps, for time-aware layers)."""
+        """The layer's module for its input shapes (and its input's time steps, for time-aware layers),
+        with the weight options every layer shares applied: its initializers, then ``trainable: false``."""
+        from .layers.weights import finish
+
         if type(self.layer).time_aware:
-            return self.layer.build(self.in_shapes, steps=self.steps)  # type: ignore[call-arg]
-        return self.layer.build(self.in_shapes)
+            return finish(self.layer, self.layer.build(self.in_shapes, steps=self.steps))  # type: ignore[call-arg]
+        return finish(self.layer, self.layer.build(self.in_shapes))
 
     def flops(self) -> int | None:
         """Forward FLOPs per sample, all T time steps included."""
@@ -315,6 +318,7 @@ def graph_module_class() -> type:
     one lazy-torch idiom for classes: a ``functools.cache``d factory, as in the layer families)."""
     from torch import nn
 
+    from .layers.weights import regularized
     from .module_tree import layer_dict
 
     class _GraphModule(nn.Module):
@@ -348,6 +352,31 @@ def graph_module_class() -> type:
                 and all(n.inputs == ([self.input_names[0]] if k == 0 else [names[k - 1]]) for k, n in enumerate(graph.nodes))
             )
             self._chain_modules = list(self.layers.values()) if self._chain else []
+            # Frozen layers' running statistics stay in inference mode (Keras' BatchNormalization, trainable=False).
+            self._inference_only = [m for m in self.layers.modules() if getattr(m, "frozen_stats", False)]
+            # Regularized weights: (layer, parameter path inside it, l1, l2); see regularization_loss.
+            self._penalties = [(n.name, path, r.l1, r.l2) for n in graph.nodes
+                               for path, r in regularized(n.layer, self.layers[n.name]) if r.l1 or r.l2]
+
+        def train(self, mode: bool = True) -> "_GraphModule":
+            super().train(mode)
+            for m in self._inference_only:
+                m.train(False)
+            return self
+
+        @property
+        def regularized(self) -> bool:
+            """Whether the spec names a weight regularizer (on a trainable layer)."""
+            return bool(self._penalties)
+
+        def regularization_loss(self) -> "torch.Tensor | None":
+            """Σ l1·Σ|w| + l2·Σw² over the regularized weights (Keras' semantics: no ½); None when none is."""
+            total = None
+            for layer, path, l1, l2 in self._penalties:
+                w = self.layers[layer].get_parameter(path)
+                term = (l1 * w.abs().sum() if l1 else 0) + (l2 * w.square().sum() if l2 else 0)
+                total = term if total is None else total + term
+            return total
 
         def forward(self, *args: "torch.Tensor", **kwargs: "torch.Tensor"):
             if self._chain and len(args) == 1 and not kwargs:

@@ -95,7 +95,9 @@ def _start_line(info) -> str:
     val = f", {info.val_samples:,} val" if info.val_samples else ""
     where = f" → {info.run_dir}" if info.run_dir else ""
     first = f" from epoch {info.start_epoch}" if info.resumed else ""
-    return (f"{what} {info.name}{first}: {info.params:,} params, {info.train_samples:,} train{val} samples, "
+    frozen = (f" ({info.trainable_params:,} trainable)" if info.trainable_params is not None
+              and info.trainable_params != info.params else "")
+    return (f"{what} {info.name}{first}: {info.params:,} params{frozen}, {info.train_samples:,} train{val} samples, "
             f"{info.steps_per_epoch} steps/epoch × {info.epochs} epochs on {info.device} ({info.precision}), "
             f"loss {info.loss}{where}")
 

@@ -18,16 +18,17 @@ def validate(
     trust_plugins: TrustPluginsOpt = False,
 ) -> None:
     """Check a spec: YAML, schema, layer parameters, references, shapes, size, the train section against the
-    model (loss, metrics, monitor) and the first samples of the data. Exit 0 if valid, 2 if not."""
+    model (loss, metrics, monitor), the first samples of the data and model.init_from's run. Exit 0 if valid,
+    2 if not."""
     import warnings
 
-    from ..build import load
+    from .. import validate as check
     from ..errors import LayerforgeWarning
     from .render import console, print_json, print_warning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerforgeWarning)
-        spec, graph = load(config, set_ or [], plugins or [], check_data=not no_data, trust_plugins=trust_plugins)
+        spec, graph = check(config, set_ or [], plugins or [], data=not no_data, trust_plugins=trust_plugins)
     found = [w.message for w in caught if isinstance(w.message, LayerforgeWarning)]
     outs = ", ".join(f"{o} {tuple(graph.shape_of(o))}" for o in graph.outputs)
     data = "not read (--no-data)" if no_data else ("checked" if spec.data is not None else "none")

@@ -61,6 +61,7 @@ def _train(spec: Any, data: "DataBundle | None", overrides: list[str] | None, ou
            trust_plugins: bool, held: contextlib.ExitStack) -> TrainResult:
     from ..build import load, module
     from .distributed import env_world
+    from .init_from import apply_init_from, write_report
     from .trainer import Trainer
 
     rank, world, local_rank = env_world()
@@ -97,6 +98,8 @@ def _train(spec: Any, data: "DataBundle | None", overrides: list[str] | None, ou
         init(dev.type)
     bundle = data if data is not None else load_bundle(spec_obj, graph)
     model = module(spec_obj, graph)
+    # A new run may start from a trained run's weights; a resumed one continues from its own checkpoint.
+    init_report = apply_init_from(spec_obj, model) if resume is None else None
     marks = spec_obj.marks
     trainer = Trainer(model, bundle, spec_obj.train, seed=spec_obj.seed, name=spec_obj.name,
                       out_shape=tuple(graph.output_shapes[0]) if len(graph.outputs) == 1 else None,
@@ -111,7 +114,14 @@ def _train(spec: Any, data: "DataBundle | None", overrides: list[str] | None, ou
                              "base_dir": str(spec_obj.base_dir), "argv": sys.argv, "status": "created"})
         run.write_json(DATA, {**data_info(bundle), "head": head_info(trainer.head), "base_dir": str(spec_obj.base_dir)})
         run.save_transform(bundle.transform.state_dict())
+        if init_report is not None:
+            write_report(run.path, init_report)
+            run.update_run(init_from={"run": init_report.run, "checkpoint": init_report.checkpoint,
+                                      "loaded": len(init_report.loaded), "absent": init_report.absent,
+                                      "mismatched": sorted({m["layer"] for m in init_report.mismatched})})
         trainer.run = run
+    if init_report is not None:
+        trainer.notes.append(init_report.line())
     if resume is not None:
         trainer.load(run.last)
         if trainer.epoch >= spec_obj.train.epochs and not trainer._resume_step:

@@ -54,6 +54,8 @@ def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_f
     was = model.training
     model.eval()
     with inference_context(inference_mode), seeded(seed, split.y.device):
+        # Keras' evaluate counts the weight penalties in the loss too (one value: the weights do not change)
+        reg = model.regularization_loss() if getattr(model, "regularized", False) else None
         for xb, yb in split.batches(batch_size):
             if autocast is not None:
                 with autocast():
@@ -62,6 +64,9 @@ def evaluate_split(model: "nn.Module", split: "Split", stats: EpochStats, loss_f
             else:
                 out = model(**xb) if multi else model(xb)
                 loss = loss_fn(out, yb)
+            if reg is not None:
+                loss = loss + reg
+                stats.add_reg(reg)
             stats.update(out, yb, loss)
     model.train(was)
     return stats.compute()

@@ -35,6 +35,7 @@ class RunInfo:
     metrics: list[str]
     monitor: str
     resumed: bool = False
+    trainable_params: int | None = None  # None: all of them (no layer is frozen)
     notes: list[str] = field(default_factory=list)  # what the data loader adapted (reshapes, encodings)
     speed: str = ""  # the speed-ups in use, one line (fused optimizer, channels-last, compile ...)
     speedups: dict[str, Any] = field(default_factory=dict)  # each speed-up: {"value": ..., "why": ...}

@@ -44,11 +44,17 @@ class EpochStats:
         self.targets: list["torch.Tensor"] = []
         self.hits: list["torch.Tensor"] = []  # (len(top_ks), rows) bool per batch, when logits are not kept
         self.nll: list["torch.Tensor"] = []
+        self.regs: list["torch.Tensor"] = []  # per step: the weight regularizers' term inside the loss (if any)
         self.update = self._make_update()
 
     def reset(self) -> None:
-        for buf in (self.losses, self.sizes, self.outs, self.targets, self.hits, self.nll):
+        for buf in (self.losses, self.sizes, self.outs, self.targets, self.hits, self.nll, self.regs):
             buf.clear()
+
+    def add_reg(self, reg: "torch.Tensor") -> None:
+        """Record the step's regularization term (already inside its loss); ``compute`` reports its mean as
+        ``reg_loss``, so the log shows how much of the loss the penalties are."""
+        self.regs.append(reg.detach())
 
     # --- per step -------------------------------------------------------------------------
     def _make_update(self):
@@ -103,7 +109,7 @@ class EpochStats:
         order, which is the row order a single process would have seen."""
         from .distributed import gather_lists
 
-        names = ("sizes", "losses", "outs", "targets", "hits", "nll")
+        names = ("sizes", "losses", "outs", "targets", "hits", "nll", "regs")
         parts = gather_lists({k: getattr(self, k) for k in names}, world)
         self.reset()
         dev = self.device
@@ -132,7 +138,8 @@ class EpochStats:
 
         return {"sizes": list(self.sizes), "losses": torch.stack(self.losses).cpu() if self.losses else None,
                 "outs": cat(self.outs), "targets": cat(self.targets), "nll": torch.stack(self.nll).cpu() if self.nll else None,
-                "hits": torch.cat(self.hits, 1).cpu() if self.hits else None}
+                "hits": torch.cat(self.hits, 1).cpu() if self.hits else None,
+                "regs": torch.stack(self.regs).cpu() if self.regs else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reset()
@@ -142,6 +149,8 @@ class EpochStats:
             self.losses.extend(state["losses"].to(dev).unbind())
         if state.get("nll") is not None:
             self.nll.extend(state["nll"].to(dev).unbind())
+        if state.get("regs") is not None:
+            self.regs.extend(state["regs"].to(dev).unbind())
         for name in ("outs", "targets"):
             if state.get(name) is not None:
                 getattr(self, name).append(state[name].to(dev))
@@ -186,6 +195,8 @@ class EpochStats:
             return {}
         mean = self._batch_mean
         vals: dict[str, torch.Tensor] = {"loss": mean(self.losses)}
+        if self.regs:
+            vals["reg_loss"] = mean(self.regs)
         if self.need_nll and self.nll:
             vals["_nll"] = mean(self.nll)
         if self.store_class:
@@ -220,9 +231,11 @@ class EpochStats:
         host = torch.stack([vals[k].reshape(()) for k in keys]).tolist()
         got = dict(zip(keys, host))
         result = {"loss": got["loss"]}
+        if "reg_loss" in got:
+            result["reg_loss"] = got["reg_loss"]
         for m in self.metrics:
             if m == "perplexity":
-                nll = got["_nll"] if self.need_nll else got["loss"]
+                nll = got["_nll"] if self.need_nll else got["loss"] - got.get("reg_loss", 0.0)
                 result[m] = math.exp(min(nll, 700.0))
             elif m in got:
                 result[m] = got[m]

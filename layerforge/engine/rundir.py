@@ -16,6 +16,7 @@
       tensorboard/          TensorBoard event files (train.log: [tensorboard]); tensorboard/hparams/ the run's
                             hyperparameters with its final metrics
       export/               files written by 'layerforge export' (model.onnx, model.pt2, model.safetensors)
+      init_from.json        what model.init_from loaded, skipped, found mismatched (engine/init_from.py)
       checkpoints/last/     weights + optimizer/schedule/scaler/RNG state (exact resume)
       checkpoints/best/     the best epoch's weights (by early_stopping.monitor)
       plots/*.png           loss and metric curves

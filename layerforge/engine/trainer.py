@@ -87,6 +87,11 @@ class Trainer(TrainerState):
         self.eager_forward = self.forward
         if self.speed.compile == "on":
             self.forward = torch.compile(self.forward)
+        if not any(p.requires_grad for p in self.model.parameters()):
+            self._refuse([Problem(("model", "layers"), "the model has no trainable weights, so training would change "
+                                  "nothing (every layer with weights has trainable: false, or none has weights)",
+                                  "set trainable: true on at least one layer with weights, e.g. the head")],
+                         locate, source)
         self.optimizer = build_optimizer(spec.optimizer, self.model.parameters(), self.speed.optimizer_kwargs())
         self.batch_size = spec.batch_size
         self.eval_batch_size = spec.eval_batch_size or 4 * spec.batch_size
@@ -123,6 +128,7 @@ class Trainer(TrainerState):
         self._best_weights: dict[str, "torch.Tensor"] | None = None
         self._stop = False
         self.resumed = False
+        self.notes: list[str] = []  # shown when training starts (RunInfo.notes), e.g. what init_from loaded
         self._probe = CompileProbe(self) if self.speed.compile == "auto" else None
 
     # --- setup helpers --------------------------------------------------------------------------
@@ -192,9 +198,11 @@ class Trainer(TrainerState):
             precision=spec.precision, epochs=spec.epochs, start_epoch=start_epoch, steps_per_epoch=self.steps_per_epoch,
             batch_size=spec.batch_size, train_samples=len(self.train_split),
             val_samples=len(self.val_split) if self.val_split is not None else 0,
-            params=sum(p.numel() for p in self.model.parameters()), task=self.task, loss=self.head.loss,
+            params=sum(p.numel() for p in self.model.parameters()), task=self.task,
+            trainable_params=sum(p.numel() for p in self.model.parameters() if p.requires_grad), loss=self.head.loss,
             metrics=self.metrics, monitor=self.monitor, resumed=self.resumed,
-            notes=[str(n) for n in (self.bundle.meta or {}).get("notes", [])], request_stop=self.request_stop,
+            notes=[*(str(n) for n in (self.bundle.meta or {}).get("notes", [])), *self.notes],
+            request_stop=self.request_stop,
             speed=self.speed.summary(spec.optimizer.name), speedups=self.speed.to_dict())
         if self.run is not None and self.rank == 0:
             if not self.resumed:
@@ -257,7 +265,9 @@ class Trainer(TrainerState):
         schedule, per_step_lr = self.schedule, self.schedule.per_step
         clip = self.spec.grad_clip
         world = self.world
-        plain = accum == 1 and not amp and scaler is None and clip is None and not per_step_lr and world == 1
+        reg_of = model.regularization_loss if getattr(model, "regularized", False) else None  # weight penalties
+        plain = (accum == 1 and not amp and scaler is None and clip is None and not per_step_lr and world == 1
+                 and reg_of is None)
         bs, last_bs = self.batch_size, self.last_batch
         multi = self.multi_input
         spe = self.steps_per_epoch
@@ -301,6 +311,10 @@ class Trainer(TrainerState):
                 else:
                     out = fwd(**xb) if multi else fwd(xb)
                     loss = loss_fn(out, yb)
+                if reg_of is not None:  # Keras: the penalties are part of the loss (computed in fp32, no autocast)
+                    reg = reg_of()
+                    loss = loss + reg
+                    stats.add_reg(reg)
                 scaled = loss / accum if accum > 1 else loss
                 if world > 1:  # DDP averages rank means: weigh each by its share of the global batch
                     scaled = scaled * (yb.shape[0] * world / (bs if step < spe - 1 else last_bs))

@@ -18,6 +18,7 @@ from .common import (
     window_out,
 )
 from .registry import LayerSpec, Shape, register
+from .weights import KernelOptions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -127,7 +128,7 @@ class _Conv(LayerSpec):
 
 
 @register("conv1d", family="conv")
-class Conv1D(_Conv):
+class Conv1D(_Conv, KernelOptions):
     """1-D convolution over a channels-first sequence: (C, L) → (filters, L_out).
 
     **Formula.** For input x ∈ ℝ^{C×L}, kernel W ∈ ℝ^{filters×(C/groups)×k} and bias b:
@@ -168,7 +169,7 @@ class Conv1D(_Conv):
 
 
 @register("conv2d", family="conv")
-class Conv2D(_Conv):
+class Conv2D(_Conv, KernelOptions):
     """2-D convolution over a channels-first image: (C, H, W) → (filters, H_out, W_out).
 
     **Formula.** For input x ∈ ℝ^{C×H×W}, kernel W ∈ ℝ^{filters×(C/groups)×k_h×k_w} and bias b:

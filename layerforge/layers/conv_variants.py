@@ -19,15 +19,16 @@ from .common import (
     ActivationName, NonNegativePair, Pair, Padding, PoolPadding, activation_flops, fmt_shape, make_activation, numel,
 )
 from .conv import _Conv
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
 from .resize import crop_module
+from .weights import DepthwiseOptions, KernelOptions, SeparableOptions
 
 if TYPE_CHECKING:
     from torch import nn
 
 
 @register("depthwise_conv2d", family="conv")
-class DepthwiseConv2D(_Conv):
+class DepthwiseConv2D(_Conv, DepthwiseOptions):
     """Depthwise 2-D convolution: each input channel convolved with its own `depth_multiplier` kernels.
 
     **Formula.** For input x ∈ ℝ^{C×H×W}, kernels W ∈ ℝ^{(C·M)×1×k_h×k_w} (M = depth_multiplier):
@@ -66,7 +67,7 @@ class DepthwiseConv2D(_Conv):
 
 
 @register("separable_conv2d", family="conv")
-class SeparableConv2D(LayerSpec):
+class SeparableConv2D(SeparableOptions):
     """Depthwise-separable 2-D convolution: a depthwise convolution, then a 1×1 (pointwise) convolution.
 
     **Formula.** d = depthwise(x) with C·M kernels k_h×k_w and no bias (see depthwise_conv2d), then
@@ -129,7 +130,7 @@ _OUTPUT_PADDING = ("Extra output positions per axis, to pick among the input siz
                    "('same'); it must be smaller than strides or dilation_rate.")
 
 
-class _ConvTranspose(LayerSpec):
+class _ConvTranspose(KernelOptions):
     """Shared geometry, module and FLOPs of conv1d_transpose / conv2d_transpose (fields in the subclasses)."""
 
     spatial_axes: ClassVar[tuple[str, ...]] = ()

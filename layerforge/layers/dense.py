@@ -5,11 +5,12 @@ from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
 from .common import ActivationName, activation_flops, make_activation, numel
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
+from .weights import KernelOptions
 
 
 @register("dense", family="core")
-class Dense(LayerSpec):
+class Dense(KernelOptions):
     """Fully connected layer: y = f(W·x + b), applied to the last axis of any rank.
 
     **Formula.** For input x ∈ ℝ^F (the last axis), weights W ∈ ℝ^{units×F}, bias b ∈ ℝ^{units}:
@@ -26,6 +27,7 @@ class Dense(LayerSpec):
     example = "- {type: dense, units: 64, activation: relu}"
     example_inputs = [(10, 32)]
     masking = "keep"  # per step: a padding mask passes through
+    matrix_roles = ("kernel",)  # a 2-D kernel: the identity initializer applies
 
     units: PositiveInt = Field(description="Size of the output's last axis.")
     activation: ActivationName = Field(default="linear", description="Activation f applied after the affine map, e.g. "

@@ -10,6 +10,7 @@ from pydantic import Field, PositiveInt
 from ..errors import ShapeError
 from .common import fmt_shape, numel
 from .registry import LayerSpec, Shape, register
+from .weights import EmbeddingOptions
 
 if TYPE_CHECKING:
     import torch
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @register("embedding", family="embedding")
-class Embedding(LayerSpec):
+class Embedding(EmbeddingOptions):
     """Token embedding: looks up a learned vector for each integer id, (T,) ids → (T, output_dim).
 
     **Formula.** y[t] = E[x[t]] for a table E ∈ ℝ^{input_dim×output_dim}; the ids x[t] must lie in

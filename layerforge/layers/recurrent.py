@@ -16,7 +16,8 @@ from pydantic import Field, PositiveInt, model_validator
 
 from ..errors import ShapeError
 from .common import Count, sequence_hint
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
+from .weights import RecurrentOptions
 
 _FAMILY = "recurrent"
 Activation = Literal["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign"]  # recurrent_loop.ACTIVATIONS
@@ -139,7 +140,7 @@ def merge_directions(y: "torch.Tensor", h: int, mode: str) -> "torch.Tensor":
     return (fwd + bwd) * 0.5  # ave
 
 
-class _Recurrent(LayerSpec):
+class _Recurrent(RecurrentOptions):
     """Fields, shape rule, build and FLOPs shared by the recurrent types (not registered itself)."""
 
     # class facts set by each type: torch module name, gates G, elementwise FLOPs per unit per step
@@ -405,6 +406,18 @@ class LSTM(_Recurrent):
                     p.zero_()
                     if name.startswith("bias_ih"):
                         p[h : 2 * h] = 1.0  # torch's gate order i, f, g, o
+
+    def after_init(self, module) -> None:
+        """With a bias_initializer too, Keras draws the bias and then sets the forget gate's part to 1."""
+        import torch
+
+        if not (self.unit_forget_bias and self.bias_initializer is not None):
+            return
+        h = self.units
+        with torch.no_grad():
+            for name, p in module.rnn.named_parameters():
+                if name.startswith("bias_ih") and not p.is_meta:
+                    p[h : 2 * h] = 1.0
 
 
 @register("gru", family=_FAMILY)

@@ -47,9 +47,10 @@ def layer_parameters(cls: type[LayerSpec]) -> list[dict[str, Any]]:
     """Each parameter of a layer type: name, type, default, description — from its pydantic fields alone
     (the one place a parameter is documented)."""
     out = []
-    for fname, f in cls.model_fields.items():
-        if fname == "type":
-            continue
+    shared = [f for f in cls.model_fields if f == "trainable" or f.endswith(("_initializer", "_regularizer"))]
+    own = [f for f in cls.model_fields if f != "type" and f not in shared]
+    for fname in own + shared:  # the type's own parameters first, then the weight options every type shares
+        f = cls.model_fields[fname]
         default = None if f.is_required() else (f.default_factory() if f.default_factory else f.default)  # type: ignore[call-arg]
         out.append({"name": fname, "type": type_text(f.annotation, list(f.metadata)), "required": f.is_required(),
                     "default": default, "description": f.description or ""})

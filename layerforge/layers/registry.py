@@ -78,6 +78,9 @@ class LayerSpec(BaseModel):
     inputs: list[str] | None = Field(
         default=None, description="Names of the layers or model inputs this layer reads; default: the previous layer."
     )
+    trainable: bool = Field(default=True, description="false: freeze the layer's weights (no gradients, no optimizer "
+                            "updates, counted as non-trainable; a batchnorm then also runs in inference mode, as "
+                            "Keras). A layer without weights accepts it and nothing changes.")
 
     # Class-level facts about the type, set by @register and by subclasses.
     type_name: ClassVar[str] = ""
@@ -90,6 +93,7 @@ class LayerSpec(BaseModel):
     time_aware: ClassVar[bool] = False  # build/flops/backward_flops take steps=T (see the module docstring)
     example_steps: ClassVar[int] = 1  # time steps T of the example's input (the contract tests feed batch 3·T)
     masking: ClassVar[str] = "refuse"  # what the layer does with a padding mask on its input (see mask_mode)
+    wraps: ClassVar[str] = ""  # a wrapper type: the field (and module attribute) holding the layer it wraps
 
     @field_validator("*", mode="after")
     @classmethod

@@ -90,6 +90,7 @@ class TimeDistributed(LayerSpec):
     """
 
     masking = "keep"  # per step and per element: a padding mask passes through
+    wraps = "layer"  # the inner layer's weight options (initializers, regularizers, trainable) apply
 
     example = "- {type: time_distributed, layer: {type: conv2d, filters: 4, kernel_size: 3}}"
     example_inputs = [(3, 2, 6, 6)]
@@ -109,7 +110,9 @@ class TimeDistributed(LayerSpec):
                              hint=e.hint) from None
 
     def build(self, in_shapes: list[Shape]) -> "nn.Module":
-        return _time_distributed_class()(self.layer.build([in_shapes[0][1:]]))
+        from .weights import finish
+
+        return _time_distributed_class()(finish(self.layer, self.layer.build([in_shapes[0][1:]])))
 
     def flops(self, in_shapes: list[Shape], out_shape: Shape) -> int | None:
         f = self.layer.flops([in_shapes[0][1:]], out_shape[1:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -14,6 +14,21 @@ from .sections import DataSpec, ProfileSpec, SearchSpec, TrainSpec
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]{0,99}$")
+
+
+class InitFromSpec(BaseModel):
+    """``model.init_from``: start from a trained run's weights (docs/transfer.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str = Field(description="The trained run's directory (as 'layerforge train' printed it; relative to the "
+                     "current directory, like --resume).")
+    layers: dict[str, str] = Field(default_factory=dict, description="Layers loaded under another name: "
+                                   "{new_name: source_name}; every other layer loads from the source layer of its name.")
+    strict: bool = Field(default=False, description="true: every layer with weights must load (a missing or "
+                         "shape-mismatched one is an error); false: such layers keep their fresh weights, reported.")
+    checkpoint: Literal["best", "last"] = Field(default="best", description="Which checkpoint of the run: best "
+                                                "(falls back to last when there is none) or last.")
 
 
 class ModelSpec(BaseModel):
@@ -32,6 +47,10 @@ class ModelSpec(BaseModel):
     )
     outputs: str | list[str] | None = Field(
         default=None, description="Layer name(s) whose outputs are the model's outputs (default: the last layer)."
+    )
+    init_from: InitFromSpec | None = Field(
+        default=None, description="Start training from a trained run's weights, layer by layer (transfer learning; "
+                                  "docs/transfer.md). A resumed run continues from its own checkpoint instead."
     )
 
     @field_validator("input_shape")

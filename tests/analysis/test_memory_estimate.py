@@ -141,3 +141,18 @@ def test_estimated_peak_matches_the_cuda_allocator():
     for train in (True, False):
         r = measure_memory(graph, 32, train=train, device="cuda")
         assert abs(r.analytic.peak / r.measured.peak - 1) <= TOLERANCE
+
+
+def test_frozen_layers_have_no_gradients_or_optimizer_state_in_the_estimate():
+    """trainable: false (docs/transfer.md): the estimate, like the measurement, counts gradients and Adam's
+    two moments (+ a 4-byte step counter per tensor) for the trainable head only (12·3 + 3 = 39 numbers in
+    2 tensors), and still holds every parameter."""
+    spec = {"model": {"input_shape": [8], "layers": [
+        {"type": "dense", "units": 64, "trainable": False}, {"type": "batchnorm", "trainable": False},
+        {"type": "dense", "units": 12, "trainable": False}, {"type": "dense", "units": 3}]}}
+    _, graph = load(spec)
+    est = estimate_memory(graph, 4, train=True).split
+    assert est.gradients == 39 * 4 and est.optimizer_state == 2 * 39 * 4 + 2 * 4
+    assert est.parameters >= (8 * 64 + 64 + 2 * 64 + 64 * 12 + 12 + 39) * 4
+    measured = measure_memory(graph, 4, train=True).measured
+    assert (measured.gradients, measured.optimizer_state) == (est.gradients, est.optimizer_state)

@@ -1,5 +1,6 @@
 """Data-parallel training: two gloo processes under torchrun, each taking half of every global batch,
-train the same model as one process with the same global batch (up to float rounding)."""
+train the same model as one process with the same global batch (up to float rounding), weight penalty
+(kernel_regularizer) included."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ seed: 1
 model:
   input_shape: [4]
   layers:
-    - {type: dense, units: 16, activation: relu}
+    - {type: dense, units: 16, activation: relu, kernel_regularizer: {l2: 0.001}}   # the same penalty on each rank
     - {type: dense, units: 3}
 data: {dataset: iris, val: 0.25}
 train:
@@ -55,5 +56,6 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path: P
         assert (a["epoch"], a["step"], a["accuracy"], a["f1"], a["val_accuracy"]) == \
                (b["epoch"], b["step"], b["accuracy"], b["f1"], b["val_accuracy"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["reg_loss"] == pytest.approx(b["reg_loss"], rel=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     assert not (tmp_path / "runs").exists()  # rank 1 wrote nothing
