@@ -167,7 +167,7 @@ class EpochStats:
         keep = _valid(y) if self.head.positions > 1 else None
         if keep is not None and bool(keep.all()):
             keep = None
-        y = y.nan_to_num(IGNORE).long()
+        y = y.nan_to_num(IGNORE).long() if y.is_floating_point() else y.long()
         if self.keep_logits and self.head.kind == "class":
             logits = _cat_rows(self.outs, self.head.num_classes)
             if keep is not None:
@@ -296,7 +296,7 @@ def _cat_rows(parts: list["torch.Tensor"], width: int) -> "torch.Tensor":
     (the common case), else each flattened first (ragged batches are cut to different lengths)."""
     import torch
 
-    tail = parts[0].shape[1:]
-    if all(p.shape[1:] == tail for p in parts):
+    try:
         return torch.cat(parts).reshape(-1, width)
-    return torch.cat([p.reshape(-1, width) for p in parts])
+    except RuntimeError:  # "sizes of tensors must match": cheaper to let cat find out than to compare shapes
+        return torch.cat([p.reshape(-1, width) for p in parts])
