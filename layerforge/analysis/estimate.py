@@ -221,6 +221,24 @@ def _plain_max_pool1d(x: "torch.Tensor", *args: Any) -> Any:
     return torch.ops.aten.max_pool1d_with_indices.default(x, *args)[0]
 
 
+def _plain_linear(x: "torch.Tensor", w: "torch.Tensor", bias: "torch.Tensor | None" = None) -> Any:
+    """linear on an input it cannot flatten as a view (a 3-D input that is not contiguous, e.g. a recurrent
+    layer's time-major output): the C++ composite runs matmul, then adds the bias in place for a plain tensor
+    but out of place, a second output-sized tensor, for a tensor subclass, which a fake tensor is."""
+    import torch
+
+    if bias is None or x.dim() == 2 or x.is_contiguous() or torch.is_grad_enabled():
+        return NotImplemented
+    return torch.matmul(x, w.t()).add_(bias)
+
+
+def _traced_paths() -> dict[Any, Callable[..., Any]]:
+    """Like :func:`_device_paths`, but their ops are traced one by one (temporaries included)."""
+    import torch
+
+    return {torch.ops.aten.linear.default: _plain_linear}
+
+
 def _device_paths() -> dict[Any, Callable[..., Any]]:
     """Composite ops whose C++ implementation takes a shorter path for a plain tensor than for a fake one."""
     import torch
@@ -269,7 +287,7 @@ class _Tracker:
         from torch.utils._python_dispatch import TorchDispatchMode
         from torch.utils._pytree import tree_flatten
 
-        tracker, table, paths = self, KERNEL_BYTES(), _device_paths()
+        tracker, table, paths, traced = self, KERNEL_BYTES(), _device_paths(), _traced_paths()
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
@@ -278,6 +296,11 @@ class _Tracker:
                     out = paths[func](*args, **kwargs)
                     if out is not NotImplemented:
                         tracker.add(out)
+                        return out
+                if func in traced:
+                    with self:
+                        out = traced[func](*args, **kwargs)
+                    if out is not NotImplemented:
                         return out
                 # A composite op reaches this mode whole under inference_mode; the device runs its C++
                 # decomposition (e.g. gru's, which projects every step's input at once), so trace that,
