@@ -3,7 +3,8 @@
 A layer type with weights mixes in one of the option classes below, which adds the Keras-named fields
 (``kernel_initializer``, ``bias_initializer``, ``kernel_regularizer``, ... ; ``embeddings_*`` for an
 embedding, ``recurrent_*`` for the recurrent types, ``depthwise_*``/``pointwise_*`` for the depthwise
-convolutions, ``gamma_*``/``beta_*`` for the norms, ``alpha_*`` for prelu) and says which of its module's tensors play which *role*: :meth:`WeightOptions.weight_refs`.
+convolutions, ``gamma_*``/``beta_*`` for the norms, ``alpha_*`` for prelu) and says which of its module's
+tensors play which *role*: :meth:`WeightOptions.weight_refs`.
 Everything else is generic: :func:`initialize` draws the tensors of the roles that name an initializer
 (after torch's own initialisation, so a layer without the option keeps PyTorch's default weights), and
 :func:`regularized` lists the tensors a regularizer adds to the training loss.
