@@ -13,6 +13,7 @@ from .common import (
     make_activation, numel,
 )
 from .registry import LayerSpec, Shape, register
+from .weights import AlphaOptions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -133,7 +134,7 @@ def _prelu_class() -> type:
 
 
 @register("prelu", family="core")
-class PReLU(LayerSpec):
+class PReLU(AlphaOptions):
     """Parametric ReLU: a leaky ReLU whose negative slope α is learned (per element, or shared over axes).
 
     **Formula.** y = max(x, 0) + α ⊙ min(x, 0) (He et al. 2015), α broadcast over the `shared_axes`.
@@ -145,7 +146,8 @@ class PReLU(LayerSpec):
 
     **Equivalents.** PyTorch `nn.PReLU(num_parameters, init)` (one α, or one per channel: shared_axes = every
     axis but 0); Keras `layers.PReLU(alpha_initializer=Constant(alpha_init), shared_axes=[a + 1 for a in
-    shared_axes])` (Keras counts the batch axis, and initialises α to 0, i.e. starts as a ReLU).
+    shared_axes])` (Keras counts the batch axis, and initialises α to 0, i.e. starts as a ReLU;
+    `alpha_initializer: zeros` here).
     """
 
     masking = "keep"  # per step and per element: a padding mask passes through
@@ -156,7 +158,14 @@ class PReLU(LayerSpec):
     shared_axes: list[int] = Field(default_factory=list, description="Per-sample axes (0 = first after the batch) "
                                    "that share one α; default none: one α per element, as in Keras.")
     alpha_init: float = Field(default=0.25, description="Initial α (0.25: He et al. and PyTorch; Keras starts "
-                              "from 0).")
+                              "from 0); alpha_initializer replaces it.")
+
+    @model_validator(mode="after")
+    def _one_initial_alpha(self) -> "PReLU":
+        if self.alpha_initializer is not None and "alpha_init" in self.model_fields_set:
+            raise ValueError("give alpha_init or alpha_initializer, not both (alpha_init: c is alpha_initializer: "
+                             "{name: constant, value: c})")
+        return self
 
     def _alpha_shape(self, s: Shape) -> Shape:
         for a in self.shared_axes:

@@ -15,6 +15,7 @@ from pydantic import Field, PositiveInt
 from ..errors import ShapeError
 from .common import Count, sequence_hint
 from .registry import LayerSpec, Shape, register
+from .weights import KernelOptions
 
 _FAMILY = "attention"
 
@@ -216,7 +217,7 @@ def dropout_field() -> Any:
 
 
 @register("self_attention", family=_FAMILY)
-class SelfAttention(LayerSpec):
+class SelfAttention(KernelOptions):
     """Single-head scaled dot-product self-attention: softmax(Q·Kᵀ/√d)·V, Q, K, V projections of one input.
 
     **Formula.** For input x ∈ ℝ^{T×D}: Q = x·W_qᵀ + b_q, K = x·W_kᵀ + b_k, V = x·W_vᵀ + b_v (each
@@ -319,8 +320,9 @@ class Attention(LayerSpec):
         return scores + 3 * pairs + 2 * pairs * dv
 
 
-class MultiHeadBase(LayerSpec):
-    """Fields and arithmetic shared by multi_head_attention and sparse_attention (not registered)."""
+class MultiHeadBase(KernelOptions):
+    """Fields and arithmetic shared by multi_head_attention and sparse_attention (not registered). The kernel
+    and bias options apply to all four projections (query, key, value, output), as Keras' MultiHeadAttention."""
 
     num_heads: Count = Field(default=1, description="Number of attention heads h (at most 256).")
     key_dim: PositiveInt | None = Field(

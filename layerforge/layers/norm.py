@@ -9,7 +9,8 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from ..errors import ShapeError
 from .common import fmt_shape, numel
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
+from .weights import BatchNormOptions, GammaOptions, NormOptions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,7 +29,7 @@ def _drop_affine(module: "nn.Module", *, center: bool, scale: bool) -> "nn.Modul
 
 
 @register("batchnorm", family="norm")
-class BatchNorm(LayerSpec):
+class BatchNorm(BatchNormOptions):
     """Batch normalisation: each channel standardised with batch statistics (training) or running ones.
 
     **Formula.** Per channel c, over the batch and every position of that channel:
@@ -91,7 +92,7 @@ class BatchNorm(LayerSpec):
 
 
 @register("layernorm", family="norm")
-class LayerNorm(LayerSpec):
+class LayerNorm(NormOptions):
     """Layer normalisation: each vector along the last axis standardised by its own mean and variance.
 
     **Formula.** For each vector x ∈ ℝ^D along the last axis: μ = (1/D) Σ x_i, σ² = (1/D) Σ (x_i − μ)²,
@@ -134,7 +135,7 @@ class LayerNorm(LayerSpec):
 
 
 @register("group_norm", family="norm")
-class GroupNorm(LayerSpec):
+class GroupNorm(NormOptions):
     """Group normalisation: the channels split into groups, each standardised over its channels and positions.
 
     **Formula.** Channels-first x ∈ ℝ^{C×…}, split into G = `groups` groups of C/G consecutive channels; per
@@ -204,7 +205,7 @@ def _rms_norm_class() -> type:
 
 
 @register("rms_norm", family="norm")
-class RMSNorm(LayerSpec):
+class RMSNorm(GammaOptions):
     """Root-mean-square normalisation: each vector along the last axis divided by its RMS (no centring).
 
     **Formula.** For each vector x ∈ ℝ^D along the last axis: y = x / √((1/D) Σ x_i² + ε) · γ, with γ ∈ ℝ^D

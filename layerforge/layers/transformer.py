@@ -9,8 +9,9 @@ from pydantic import Discriminator, Field, PositiveFloat, PositiveInt, Tag, mode
 
 from .attention import MultiHeadAttention, sequence
 from .common import numel
-from .registry import LayerSpec, Shape, register
+from .registry import Shape, register
 from .sparse_attention import SparseAttention
+from .weights import KernelOptions
 
 
 def _attention_type(v: Any) -> str:
@@ -59,7 +60,7 @@ def _module_class() -> type:
 
 
 @register("transformer_block", family="attention")
-class TransformerBlock(LayerSpec):
+class TransformerBlock(KernelOptions):
     """A Transformer encoder block: self-attention and a feed-forward network, each with a residual and a norm.
 
     **Formula.** With A the `attention` layer (a `multi_head_attention` or `sparse_attention` spec, self-attention
@@ -83,8 +84,9 @@ class TransformerBlock(LayerSpec):
     **Equivalents.** PyTorch `nn.TransformerEncoderLayer(D, h, dim_feedforward=F, dropout=p, activation="gelu",
     batch_first=True, norm_first=(norm == "pre"))` with `attention: {type: multi_head_attention, num_heads: h,
     dropout: p}` (a sparse attention: its `src_mask` = the pattern's mask; a padding mask:
-    `src_key_padding_mask` = ~mask); Keras-hub `TransformerEncoder(F, h, dropout, activation, normalize_first)`
-    called with `padding_mask`.
+    `src_key_padding_mask` = ~mask); Keras-hub `TransformerEncoder(F, h, dropout, activation, normalize_first,
+    kernel_initializer, bias_initializer)` called with `padding_mask`. The kernel/bias options apply to the
+    attention's four projections and both feed-forward layers (not to the layer norms' γ, β).
     """
 
     example = ("- {type: transformer_block, ffn_dim: 64, "
@@ -110,6 +112,10 @@ class TransformerBlock(LayerSpec):
             raise ValueError("attention takes no name or inputs: the block feeds it its own input")
         if isinstance(a, MultiHeadAttention) and a.output_dim is not None:
             raise ValueError("attention.output_dim must be left out: the block's attention keeps the width D")
+        nested = [f"attention.{r}_{k}" for r in a.roles for k in ("initializer", "regularizer") if getattr(a, f"{r}_{k}")]
+        if nested:
+            raise ValueError(f"{', '.join(nested)}: set these on the block ({nested[0].partition('.')[2]}), where "
+                             "they apply to the attention's projections and the feed-forward network's kernels")
         return self
 
     def output_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -3,7 +3,8 @@
 A layer type with weights mixes in one of the option classes below, which adds the Keras-named fields
 (``kernel_initializer``, ``bias_initializer``, ``kernel_regularizer``, ... ; ``embeddings_*`` for an
 embedding, ``recurrent_*`` for the recurrent types, ``depthwise_*``/``pointwise_*`` for the depthwise
-convolutions) and says which of its module's tensors play which *role*: :meth:`WeightOptions.weight_refs`.
+convolutions, ``gamma_*``/``beta_*`` for the norms, ``alpha_*`` for prelu) and says which of its module's
+tensors play which *role*: :meth:`WeightOptions.weight_refs`.
 Everything else is generic: :func:`initialize` draws the tensors of the roles that name an initializer
 (after torch's own initialisation, so a layer without the option keeps PyTorch's default weights), and
 :func:`regularized` lists the tensors a regularizer adds to the training loss.
@@ -12,7 +13,10 @@ Fans follow Keras' VarianceScaling on Keras' kernel layout: for a dense or convo
 fan_in = input channels (÷ groups) × receptive field and fan_out = output channels × receptive field,
 which is also torch's ``nn.init._calculate_fan_in_and_fan_out`` on torch's weight; two layouts differ and
 get Keras' fans explicitly: an embedding table (V, D) (fan_in = V, fan_out = D) and a depthwise kernel
-(C, M per input channel: fan_in = C·k, fan_out = M·k).
+(C, M per input channel: fan_in = C·k, fan_out = M·k). Keras 3.15's multi-head attention kernels
+(EinsumDense, shape (D, h, d)) take fan_in = D and fan_out = h·d from the einsum's input/output axes, which is
+again torch's Linear weight (h·d, D). A norm's γ/β and a bias are 1-D: fan = length. A PReLU α gets Keras'
+``compute_fans`` on its own shape (:func:`keras_fans`).
 """
 from __future__ import annotations
 
@@ -146,7 +150,7 @@ class WeightRef:
     (a recurrent b_hh), set to zero when the role's initializer is given so b_ih + b_hh is Keras' bias."""
 
     role: str
-    path: str  # parameter name inside the layer's module
+    path: str  # parameter (or buffer: batchnorm's moving statistics) name inside the layer's module
     fans: tuple[int, int] | None = None
     zero_with_init: bool = False
 
@@ -274,7 +278,83 @@ class RecurrentOptions(WeightOptions):
         return refs
 
 
+class GammaOptions(WeightOptions):
+    """A norm's scale γ (``weight``; rms_norm), Keras' ``gamma_*`` names. γ exists only with ``scale: true``,
+    so an option on it without the tensor is refused rather than ignored."""
+
+    roles: ClassVar[tuple[str, ...]] = ("gamma",)
+    gamma_initializer: InitOption = _init_field("scale γ", "ones")
+    gamma_regularizer: RegOption = _reg_field("scale γ")
+
+    @model_validator(mode="after")
+    def _options_need_their_tensor(self) -> "GammaOptions":
+        for role, flag in (("gamma", "scale"), ("beta", "center")):
+            given = [f"{role}_{k}" for k in ("initializer", "regularizer") if getattr(self, f"{role}_{k}", None)]
+            if given and not getattr(self, flag):
+                raise ValueError(f"{' and '.join(given)} need{'s' * (len(given) == 1)} {flag}: true (with {flag}: "
+                                 f"false the layer has no {role})")
+        return self
+
+    def weight_refs(self, module: "nn.Module") -> list[WeightRef]:
+        return [WeightRef(role, name) for role, name in (("gamma", "weight"), ("beta", "bias"))
+                if role in self.roles and getattr(module, name, None) is not None]
+
+
+class NormOptions(GammaOptions):
+    """γ and the shift β (``bias``): layernorm, group_norm, Keras' LayerNormalization/GroupNormalization names."""
+
+    roles: ClassVar[tuple[str, ...]] = ("gamma", "beta")
+    beta_initializer: InitOption = _init_field("shift β", "zeros")
+    beta_regularizer: RegOption = _reg_field("shift β")
+
+
+class BatchNormOptions(NormOptions):
+    """γ, β and the moving statistics (buffers: an initializer, no regularizer), Keras' BatchNormalization names."""
+
+    roles: ClassVar[tuple[str, ...]] = ("gamma", "beta", "moving_mean", "moving_variance")
+    moving_mean_initializer: InitOption = Field(default=None, description="Initializer of the moving mean (a "
+                                                "buffer, not trained); default zeros (PyTorch and Keras). "
+                                                "docs/transfer.md#initializers")
+    moving_variance_initializer: InitOption = Field(default=None, description="Initializer of the moving variance "
+                                                    "(a buffer, not trained); default ones (PyTorch and Keras). "
+                                                    "docs/transfer.md#initializers")
+
+    def weight_refs(self, module: "nn.Module") -> list[WeightRef]:
+        return [*super().weight_refs(module), WeightRef("moving_mean", "running_mean"),
+                WeightRef("moving_variance", "running_var")]
+
+
+class AlphaOptions(WeightOptions):
+    """PReLU's learned slopes α (``weight``), Keras' ``alpha_*`` names and fans on α's shape."""
+
+    roles: ClassVar[tuple[str, ...]] = ("alpha",)
+    alpha_initializer: InitOption = Field(default=None, description="Initializer of the slopes α, replacing "
+                                          "alpha_init: a Keras name or {name: ..., args} (Keras' default: zeros). "
+                                          "docs/transfer.md#initializers")
+    alpha_regularizer: RegOption = _reg_field("slopes α")
+
+    def weight_refs(self, module: "nn.Module") -> list[WeightRef]:
+        return [WeightRef("alpha", "weight", keras_fans(tuple(module.weight.shape)))]
+
+
 # --- applying them -------------------------------------------------------------------------------
+def tensor(module: "nn.Module", path: str) -> "torch.Tensor":
+    """The parameter or buffer at ``path`` inside ``module``."""
+    owner, _, name = path.rpartition(".")
+    return getattr(module.get_submodule(owner) if owner else module, name)
+
+
+def keras_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras' ``compute_fans`` on a weight of this shape (no axes given): 1-D: its length twice; 2-D (in,
+    out); more: the last two axes are (in, out), the leading ones a receptive field."""
+    if not shape:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    rf = math.prod(shape[:-2])
+    return shape[-2] * rf, shape[-1] * rf
+
+
 def _fans(t: "torch.Tensor", fans: tuple[int, int] | None) -> tuple[int, int]:
     if fans is not None:
         return fans
@@ -326,7 +406,7 @@ def initialize(layer: LayerSpec, module: "nn.Module") -> None:
     if not any(inits.values()):
         return
     for ref in layer.weight_refs(module):
-        init, t = inits[ref.role], module.get_parameter(ref.path)
+        init, t = inits[ref.role], tensor(module, ref.path)
         if init is None or t.is_meta:
             continue
         draw(t, Initializer(name="zeros") if ref.zero_with_init else init, ref.fans)
@@ -359,5 +439,5 @@ def regularized(layer: LayerSpec, module: "nn.Module") -> list[tuple[str, Regula
         return [(f"{inner}.{p}", r) for p, r in regularized(getattr(layer, inner), module.get_submodule(inner))]
     if not isinstance(layer, WeightOptions):
         return []
-    regs = {r: getattr(layer, f"{r}_regularizer") for r in layer.roles}
+    regs = {r: getattr(layer, f"{r}_regularizer", None) for r in layer.roles}  # buffers' roles have none
     return [(ref.path, regs[ref.role]) for ref in layer.weight_refs(module) if regs[ref.role] is not None]
